@@ -1,0 +1,29 @@
+# Set-up is part of every target: a fresh clone needs only `make demo` or `make test`.
+# torch is installed first, pinned to the CPU build that lies on these machines, so that
+# the project's `torch>=2.4` is already satisfied and pip never pulls a CUDA build.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(VENV)/bin/qwen3vl-inspect shapes
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) benchmarks/encoder_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

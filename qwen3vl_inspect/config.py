@@ -1,0 +1,191 @@
+"""Vision-tower configuration: the fields that shape Qwen3-VL's encoder, presets, and config.json reading.
+
+Field names follow transformers' `Qwen3VLVisionConfig`, so a `config.json` written by
+transformers maps onto this dataclass without translation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from qwen3vl_inspect.errors import InputError
+
+# model_type values of full Qwen3-VL configs (vision config nested under "vision_config")
+FULL_MODEL_TYPES = ("qwen3_vl", "qwen3_vl_moe")
+# model_type values of a vision-only config
+VISION_MODEL_TYPES = ("qwen3_vl_vision", "qwen3_vl_moe_vision")
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    depth: int = 27
+    hidden_size: int = 1152
+    hidden_act: str = "gelu_pytorch_tanh"
+    intermediate_size: int = 4304
+    num_heads: int = 16
+    in_channels: int = 3
+    patch_size: int = 16
+    spatial_merge_size: int = 2
+    temporal_patch_size: int = 2
+    out_hidden_size: int = 3584
+    num_position_embeddings: int = 2304
+    deepstack_visual_indexes: tuple[int, ...] = (8, 16, 24)
+    rope_theta: float = 10000.0
+    # Where the config came from (a preset name or a file path); shown wherever the encoder is described.
+    source: str = field(default="default", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "deepstack_visual_indexes", tuple(int(i) for i in self.deepstack_visual_indexes))
+        problems = []
+        if self.hidden_size % self.num_heads:
+            problems.append(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        elif (self.hidden_size // self.num_heads) % 4:
+            problems.append(f"head_dim {self.hidden_size // self.num_heads} must be divisible by 4 for 2D rotary")
+        side = round(self.num_position_embeddings**0.5)
+        if side * side != self.num_position_embeddings:
+            problems.append(f"num_position_embeddings {self.num_position_embeddings} is not a square number")
+        bad = [i for i in self.deepstack_visual_indexes if not 0 <= i < self.depth]
+        if bad:
+            problems.append(f"deepstack_visual_indexes {bad} are outside 0..{self.depth - 1}")
+        if problems:
+            raise InputError(f"invalid vision config ({self.source}): " + "; ".join(problems))
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def num_grid_per_side(self) -> int:
+        """Side of the square learned position grid (48 for 2304 embeddings)."""
+        return round(self.num_position_embeddings**0.5)
+
+    @property
+    def merge_unit(self) -> int:
+        return self.spatial_merge_size**2
+
+    @property
+    def patch_dim(self) -> int:
+        """Length of one flattened patch in `pixel_values`: C·T·P·P (1536 for Qwen3-VL)."""
+        return self.in_channels * self.temporal_patch_size * self.patch_size**2
+
+    @property
+    def is_preset(self) -> bool:
+        return self.source in PRESETS
+
+    @classmethod
+    def preset(cls, name: str) -> "VisionConfig":
+        key = name.lower()
+        if key not in PRESETS:
+            raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        return replace(PRESETS[key], source=key)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "dict") -> "VisionConfig":
+        """Build from a transformers-style vision config dict; keys that don't shape the tower are ignored."""
+        rope = data.get("rope_parameters") or {}
+        theta = rope.get("rope_theta", data.get("rope_theta", cls.rope_theta))
+        kwargs = {k: data[k] for k in _SHAPE_FIELDS if k in data}
+        for name in ("patch_size", "temporal_patch_size"):  # transformers allows [p, p]
+            if isinstance(kwargs.get(name), (list, tuple)):
+                kwargs[name] = int(kwargs[name][0])
+        if "num_hidden_layers" in data and "depth" not in data:
+            kwargs["depth"] = data["num_hidden_layers"]
+        if "num_attention_heads" in data and "num_heads" not in data:
+            kwargs["num_heads"] = data["num_attention_heads"]
+        return cls(**kwargs, rope_theta=float(theta), source=source)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "VisionConfig":
+        """Read a full Qwen3-VL `config.json` (vision part under `vision_config`) or a vision-only one.
+
+        Only the data is read: an `auto_map` entry (remote code) is never imported or run.
+        """
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.json"
+        if not path.is_file():
+            raise InputError(f"{path}: config file not found; a checkpoint folder needs a config.json")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: not valid JSON ({exc}); re-download or fix the config file") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: expected a JSON object at the top level")
+        model_type = data.get("model_type")
+        if model_type in FULL_MODEL_TYPES:
+            vision = data.get("vision_config")
+            if not isinstance(vision, dict):
+                raise InputError(f"{path}: model_type {model_type!r} but no 'vision_config' object inside")
+            return cls.from_dict(vision, source=str(path))
+        if model_type in VISION_MODEL_TYPES:
+            return cls.from_dict(data, source=str(path))
+        known = ", ".join(FULL_MODEL_TYPES + VISION_MODEL_TYPES)
+        raise InputError(
+            f"{path}: model_type {model_type!r} is not a Qwen3-VL model (expected one of: {known}); "
+            "point --model at a Qwen3-VL checkpoint folder"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A vision-only config in transformers' layout (what `save_pretrained` of the vision model writes)."""
+        out = {k: v for k, v in asdict(self).items() if k in _SHAPE_FIELDS}
+        out["deepstack_visual_indexes"] = list(self.deepstack_visual_indexes)
+        out["rope_parameters"] = {"rope_type": "axial", "rope_theta": self.rope_theta}
+        out["model_type"] = "qwen3_vl_vision"
+        return out
+
+    def describe(self) -> str:
+        return (
+            f"depth={self.depth} hidden={self.hidden_size} heads={self.num_heads} mlp={self.intermediate_size} "
+            f"out={self.out_hidden_size} deepstack={list(self.deepstack_visual_indexes)}"
+        )
+
+
+_SHAPE_FIELDS = (
+    "depth",
+    "hidden_size",
+    "hidden_act",
+    "intermediate_size",
+    "num_heads",
+    "in_channels",
+    "patch_size",
+    "spatial_merge_size",
+    "temporal_patch_size",
+    "out_hidden_size",
+    "num_position_embeddings",
+    "deepstack_visual_indexes",
+)
+
+# Published vision-tower sizes. Source of each: the "vision_config" block of the model's config.json
+# on the Hugging Face Hub (Qwen/<name>-Instruct, identical for -Thinking); out_hidden_size equals the
+# text model's hidden_size. The 2B/4B towers are the 24-layer 1024-wide ViT, the rest the 27-layer
+# 1152-wide (SigLIP2-so400m-sized) ViT.
+_QWEN3_VL_SMALL_TOWER = dict(depth=24, hidden_size=1024, intermediate_size=4096, deepstack_visual_indexes=(5, 11, 17))
+_QWEN3_VL_LARGE_TOWER = dict(depth=27, hidden_size=1152, intermediate_size=4304, deepstack_visual_indexes=(8, 16, 24))
+
+PRESETS: dict[str, VisionConfig] = {
+    # A few layers for fast tests; same patching and merging as the real towers.
+    "tiny": VisionConfig(
+        depth=4,
+        hidden_size=64,
+        intermediate_size=128,
+        num_heads=4,
+        out_hidden_size=96,
+        num_position_embeddings=256,
+        deepstack_visual_indexes=(0, 2),
+    ),
+    # Qwen/Qwen3-VL-2B-Instruct config.json, vision_config (text hidden_size 2048)
+    "qwen3-vl-2b": VisionConfig(**_QWEN3_VL_SMALL_TOWER, out_hidden_size=2048),
+    # Qwen/Qwen3-VL-4B-Instruct config.json, vision_config (text hidden_size 2560)
+    "qwen3-vl-4b": VisionConfig(**_QWEN3_VL_SMALL_TOWER, out_hidden_size=2560),
+    # Qwen/Qwen3-VL-8B-Instruct config.json, vision_config (text hidden_size 4096)
+    "qwen3-vl-8b": VisionConfig(**_QWEN3_VL_LARGE_TOWER, out_hidden_size=4096),
+    # Qwen/Qwen3-VL-32B-Instruct config.json, vision_config (text hidden_size 5120)
+    "qwen3-vl-32b": VisionConfig(**_QWEN3_VL_LARGE_TOWER, out_hidden_size=5120),
+    # Qwen/Qwen3-VL-30B-A3B-Instruct config.json, vision_config (text hidden_size 2048)
+    "qwen3-vl-30b-a3b": VisionConfig(**_QWEN3_VL_LARGE_TOWER, out_hidden_size=2048),
+    # Qwen/Qwen3-VL-235B-A22B-Instruct config.json, vision_config (text hidden_size 4096)
+    "qwen3-vl-235b-a22b": VisionConfig(**_QWEN3_VL_LARGE_TOWER, out_hidden_size=4096),
+}

@@ -1,0 +1,20 @@
+"""The project's error types.
+
+A user mistake (bad path, unreadable image, bad checkpoint, impossible size) is an `InputError`:
+the CLI prints its message as one line and exits with code 2, without a traceback. Messages
+name the file or value and say what to do.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """A problem with what the user gave us; the message is shown as is."""
+
+
+class ImageError(InputError):
+    """An image file that can't be used (missing, empty, truncated, not an image, too large)."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint folder that can't be loaded (missing files, wrong format, mismatched tensors)."""
