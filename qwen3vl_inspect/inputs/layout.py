@@ -84,6 +84,8 @@ def token_pixel_box(
     merge_size × merge_size patches.
     """
     unit = merge_size * merge_size
+    if index < 0:
+        raise IndexError(f"token index {index} is negative")
     offset = index
     for image, (t, h, w) in enumerate(grid_thw.tolist()):
         count = t * h * w // (unit if merged else 1)
