@@ -20,7 +20,7 @@ demo: setup
 	$(VENV)/bin/qwen3vl-inspect shapes
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/encoder_speed.py

@@ -75,8 +75,9 @@ def run_shapes(args: argparse.Namespace, out: Console, err: Console) -> int:
     with err.status("running the encoder …") as status:
         rows = stage_shapes(encoder, inputs, on_stage=lambda name: status.update(f"computed {name}"))
     table = Table(title=f"{image_path.name} through the vision encoder — {encoder.config.source}, {encoder.weights_source}")
-    for column in ("stage", "input", "output", "dtype", "ms", "note"):
-        table.add_column(column, justify="right" if column == "ms" else "left")
+    for column in ("stage", "input", "output", "dtype", "ms"):
+        table.add_column(column, justify="right" if column == "ms" else "left", no_wrap=True)
+    table.add_column("note")
     for row in rows:
         table.add_row(row.name, row.inputs, row.output, row.dtype, f"{row.seconds * 1000:.0f}", row.note)
     out.print(table)
