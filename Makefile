@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/qwen3vl-inspect shapes
+	$(VENV)/bin/qwen3vl-inspect trace
 
 test: setup
 	$(PY) -m pytest -q

@@ -8,9 +8,38 @@ from qwen3vl_inspect.config import PRESETS, VisionConfig
 from qwen3vl_inspect.errors import CheckpointError, ImageError, InputError
 from qwen3vl_inspect.inputs.image import load_image, preprocess, smart_resize
 from qwen3vl_inspect.model.encoder import VisionEncoder, VisionOutput
+from qwen3vl_inspect.probe import (
+    ForwardHookManager,
+    ModelArchitectureInspector,
+    NonFiniteReport,
+    ShapeTracer,
+    TensorInspector,
+    TensorStats,
+    find_first_nonfinite,
+    inject_nonfinite,
+    monitor_memory,
+    print_shapes,
+    quick_inspect,
+)
+from qwen3vl_inspect.tracing import Stage, StageError, Trace, trace
 
 __all__ = [
     "PRESETS",
+    "ForwardHookManager",
+    "ModelArchitectureInspector",
+    "NonFiniteReport",
+    "ShapeTracer",
+    "Stage",
+    "StageError",
+    "TensorInspector",
+    "TensorStats",
+    "Trace",
+    "find_first_nonfinite",
+    "inject_nonfinite",
+    "monitor_memory",
+    "print_shapes",
+    "quick_inspect",
+    "trace",
     "CheckpointError",
     "ImageError",
     "InputError",

@@ -88,6 +88,19 @@ class VisionEncoder(nn.Module):
             "(weights are never downloaded: point at a local folder with config.json + *.safetensors)"
         )
 
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write a vision-only checkpoint (config.json + model.safetensors) that `from_pretrained` reads."""
+        import json
+
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        return folder
+
     @property
     def has_random_weights(self) -> bool:
         return self.weights_source.startswith(RANDOM_WEIGHTS)

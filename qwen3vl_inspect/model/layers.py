@@ -86,6 +86,21 @@ class Attention(nn.Module):
         q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
         return q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # (heads, N, hd)
 
+    def project_qk(
+        self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor], heads: list[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated queries and keys of only the chosen heads, each (len(heads), N, head_dim).
+
+        Uses the rows of `qkv` that produce those heads, so one head costs 1/num_heads of the projection.
+        """
+        hidden = self.num_heads * self.head_dim
+        rows = torch.cat([torch.arange(h * self.head_dim, (h + 1) * self.head_dim) for h in heads]).to(x.device)
+        rows = torch.cat([rows, rows + hidden])  # query rows, then key rows
+        qk = F.linear(x, self.qkv.weight[rows], self.qkv.bias[rows])  # (N, 2·len(heads)·hd)
+        q, k = qk.reshape(x.shape[0], 2, len(heads), self.head_dim).permute(1, 0, 2, 3).unbind(0)  # 2×(N, h, hd)
+        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
+        return q.transpose(0, 1), k.transpose(0, 1)  # (h, N, hd)
+
     def probabilities(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """softmax(Q Kᵀ · scale) in float32 for one segment: (heads, n, n), rows sum to 1."""
         scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) * self.scale  # (heads, n, n)

@@ -23,7 +23,7 @@ def test_core_packages_do_not_import_views():
     import qwen3vl_inspect
 
     root = Path(qwen3vl_inspect.__file__).parent
-    forbidden = ("qwen3vl_inspect.trace", "qwen3vl_inspect.tui", "qwen3vl_inspect.notebook", "textual", "ipywidgets")
+    forbidden = ("qwen3vl_inspect.tracing", "qwen3vl_inspect.attention", "qwen3vl_inspect.tui", "qwen3vl_inspect.notebook", "textual", "ipywidgets")
     offenders = []
     for package in ("model", "inputs", "probe"):
         for path in (root / package).rglob("*.py"):

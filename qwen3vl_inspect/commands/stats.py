@@ -1,0 +1,52 @@
+"""`qwen3vl-inspect stats`: every stage's tensor stats; exit code 3 when NaN/Inf appear, naming the module."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from qwen3vl_inspect.commands.common import describe_run, image_path, run_trace
+
+EXIT_NONFINITE = 3
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    tr = run_trace(args, err)
+    found = tr.locate_nonfinite()
+    if args.json:
+        summary = tr.summary()
+        if found is not None:
+            summary["first_nonfinite"] = {"stage": found[0].name, "module": found[1],
+                                          "detail": None if found[2] is None else found[2].describe()}
+        out.print_json(json.dumps(summary))
+    else:
+        table = Table(title=describe_run(tr, image_path(args)), title_justify="left")
+        for column in ("stage", "shape", "min", "max", "mean", "std", "NaN", "Inf"):
+            table.add_column(column, justify="left" if column in ("stage", "shape") else "right", no_wrap=True,
+                             min_width=3)
+        for stage in tr.all_stages():
+            st = stage.stats
+            if st is None:
+                continue
+            nan = f"[bold red]{st.nan_count}[/]" if st.nan_count else "0"
+            inf_count = st.posinf_count + st.neginf_count
+            inf = f"[bold red]{inf_count}[/]" if inf_count else "0"
+            name = stage.name if stage.substages or "." not in stage.name or stage.kind in ("block", "deepstack") else f"  {stage.name}"
+            table.add_row(name, "×".join(map(str, stage.output_shape)), _number(st.min), _number(st.max), _number(st.mean),
+                          _number(st.std), nan, inf, style="red" if stage.nonfinite else None)
+        out.print(table)
+    if found is not None:
+        stage, module, report = found
+        weights = [f"{stage.module}.{p.name}" for p in report.culprit_parameters] if report is not None else []
+        detail = f" (non-finite weight: {', '.join(weights)})" if weights else ""
+        err.print(f"NaN/Inf first appears at stage {stage.name}, produced by module {module}{detail}",
+                  style="bold red", markup=False, soft_wrap=True)
+        return EXIT_NONFINITE
+    return 0 if tr.failure is None else 1

@@ -1,0 +1,57 @@
+"""Tiny number/shape formatters shared by every probe's `__rich__` and `_repr_html_`.
+
+Kept apart so the stats modules stay pure: they return numbers, and only rendering code
+decides how many digits a human wants to read.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+
+
+def fmt_shape(shape: Sequence[int] | None) -> str:
+    """`[432, 1024]`: the notation the seed guide and transformers' docs use."""
+    if shape is None:
+        return "—"
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+def fmt_float(value: float | None, digits: int = 4) -> str:
+    """Short general-format float; `—` for "not defined" (empty tensor, all non-finite)."""
+    if value is None:
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def fmt_count(n: int) -> str:
+    """Parameter counts as people say them: 1.23M, 4.5B."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
+
+
+def fmt_bytes(n: int | None) -> str:
+    """Binary units, because that is what allocators and /proc report."""
+    if n is None:
+        return "—"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1024
+    return f"{value:.2f} TiB"  # unreachable; keeps type checkers content
+
+
+def html_table(rows: Iterable[Sequence[object]], header: Sequence[str] | None = None, caption: str = "") -> str:
+    """A plain HTML table for Jupyter's `_repr_html_` (escaped; no styling framework needed)."""
+    parts = ["<table>"]
+    if caption:
+        parts.append(f"<caption>{html.escape(caption)}</caption>")
+    if header:
+        parts.append("<tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in header) + "</tr>")
+    for row in rows:
+        parts.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>")
+    parts.append("</table>")
+    return "".join(parts)
