@@ -30,6 +30,18 @@ def median_seconds(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(first, second, repeats: int) -> tuple[float, float]:
+    """Median wall times of two callables timed alternately, so drift in machine load hits both alike."""
+    first(), second()  # warm-up
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, bucket in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def rss_bytes(field: str = "VmRSS") -> int:
     """Current (VmRSS) or peak (VmHWM) resident memory of this process, from /proc."""
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from _common import interleaved_medians
 from qwen3vl_inspect import VisionConfig, VisionEncoder
 
 # grid (t, h, w) for each patch count: 432 = the seed's 400×300 image, 2304 = a 768×768 image
@@ -33,16 +32,6 @@ def transformers_model(encoder: VisionEncoder) -> torch.nn.Module:
     model = Qwen3VLVisionModel(config).eval()
     model.load_state_dict(encoder.state_dict(), strict=True)
     return model
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -67,8 +56,7 @@ def main() -> None:
             grid = torch.tensor([GRIDS[patches]])
             pixels = torch.randn(patches, ours.config.patch_dim, generator=torch.Generator().manual_seed(0))
             with torch.inference_mode():
-                t_theirs = median_seconds(lambda: theirs(pixels, grid), args.repeats)
-                t_ours = median_seconds(lambda: ours(pixels, grid), args.repeats)
+                t_theirs, t_ours = interleaved_medians(lambda: theirs(pixels, grid), lambda: ours(pixels, grid), args.repeats)
                 diff = (ours(pixels, grid).pooler_output.float() - theirs(pixels, grid).pooler_output.float()).abs().max()
             table.add_row(str(patches), dtype_name, f"{t_theirs:.3f}", f"{t_ours:.3f}", f"{t_ours / t_theirs:.2f}×", f"{diff:.1e}")
             console.print(f"done: {patches} patches {dtype_name}", style="dim")

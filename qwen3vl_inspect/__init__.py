@@ -21,7 +21,8 @@ from qwen3vl_inspect.probe import (
     print_shapes,
     quick_inspect,
 )
-from qwen3vl_inspect.tracing import Stage, StageError, Trace, trace
+from qwen3vl_inspect.stage import Stage, StageError
+from qwen3vl_inspect.tracing import Trace, trace
 
 __all__ = [
     "PRESETS",

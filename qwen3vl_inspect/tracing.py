@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import torch
@@ -29,56 +28,15 @@ from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import merge_to_raster
 from qwen3vl_inspect.model.encoder import VisionEncoder, VisionOutput
 from qwen3vl_inspect.probe.numerics import NonFiniteReport, find_first_nonfinite
-from qwen3vl_inspect.probe.tensors import TensorInspector, TensorStats
+from qwen3vl_inspect.probe.tensors import TensorInspector
+from qwen3vl_inspect.stage import Stage, StageError
 from qwen3vl_inspect.teaching import explain
+from qwen3vl_inspect.trace_attention import AttentionQueries
 
 KEEP_POLICIES = ("blocks", "all")
 SUBSTAGES = ("norm1", "attn", "residual1", "norm2", "mlp", "residual2")
 SUBSTAGE_TITLES = dict(norm1="norm1", attn="attention", residual1="residual", norm2="norm2", mlp="MLP", residual2="residual")
 DEFAULT_BUDGET = 4 * 2**30  # bytes for kept tensors, and for one attention request
-ATTENTION_CACHE_BYTES = 512 * 2**20
-
-
-class StageError(RuntimeError):
-    """A stage raised (or ran out of memory); `stage` names it, earlier stages stay readable."""
-
-    def __init__(self, stage: str, cause: BaseException) -> None:
-        super().__init__(f"stage {stage} failed: {type(cause).__name__}: {cause}")
-        self.stage = stage
-        self.cause = cause
-
-
-@dataclass
-class Stage:
-    name: str  # "patch_embed", "blocks.3", "blocks.3.attn", "deepstack.0", "merger", …
-    kind: str  # key into teaching.TEXTS
-    title: str
-    input_shapes: list[tuple[int, ...]]
-    output_shape: tuple[int, ...]
-    dtype: str
-    stats: TensorStats | None
-    explanation: str
-    seconds: float = 0.0
-    layer: int | None = None
-    module: str | None = None  # encoder module path that computes it
-    substages: list["Stage"] = field(default_factory=list)
-
-    @property
-    def nonfinite(self) -> bool:
-        return self.stats is not None and bool(self.stats.has_nan or self.stats.has_inf)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "input_shapes": [list(s) for s in self.input_shapes],
-            "output_shape": list(self.output_shape),
-            "dtype": self.dtype,
-            "seconds": round(self.seconds, 6),
-            "module": self.module,
-            "stats": None if self.stats is None else self.stats.to_dict(),
-            "substages": [s.to_dict() for s in self.substages],
-        }
 
 
 def _shape(t: torch.Tensor) -> tuple[int, ...]:
@@ -102,7 +60,7 @@ def _outputs_of(modules: dict[str, nn.Module], pre: dict[str, nn.Module]) -> Ite
             handle.remove()
 
 
-class Trace:
+class Trace(AttentionQueries):
     def __init__(
         self,
         encoder: VisionEncoder,
@@ -213,7 +171,7 @@ class Trace:
         shapes = [t if isinstance(t, tuple) else _shape(t) for t in inputs]
         return Stage(
             name=name, kind=kind, title=title, input_shapes=shapes, output_shape=_shape(out),
-            dtype=_dtype(out), stats=TensorInspector.inspect(name, out), layer=layer, module=module,
+            dtype=_dtype(out), known_stats=TensorInspector.inspect(name, out), layer=layer, module=module,
             explanation=explain(kind, **self._numbers(), layer=layer, **numbers),
         )
 
@@ -236,7 +194,7 @@ class Trace:
         sizes = ", ".join(f"{w}×{h}" for h, w in self.inputs.original_sizes)
         resized = ", ".join(f"{s[2]}×{s[1]}" for s in self._resized_shapes())
         return Stage("input", "input", "input & resize", [(1, h, w, 3) for h, w in self.inputs.original_sizes],
-                     self._resized_shapes()[0], "uint8", None, explain("input", **self._numbers(), sizes=sizes, resized=resized))
+                     self._resized_shapes()[0], "uint8", explain("input", **self._numbers(), sizes=sizes, resized=resized))
 
     def _patchify_stage(self) -> Stage:
         pixels = self.inputs.pixel_values.to(self.device)
@@ -265,23 +223,47 @@ class Trace:
 
     def _block_stage(self, layer: int) -> Stage:
         x = self._tensors[f"blocks.{layer}.input"]
-        out, parts = self._run_block(layer, x)
-        self._tensors[f"blocks.{layer + 1}.input"] = self._tensors["blocks.last"] = out
         if self.keep == "all":
+            out, parts = self._run_block(layer, x)
             self._tensors.update({f"blocks.{layer}.{sub}": t for sub, t in parts.items()})
+        else:
+            out = self.encoder.run_block(layer, x, self._positions, self._rotary)
+        self._tensors[f"blocks.{layer + 1}.input"] = self._tensors["blocks.last"] = out
         taps = self.config.deepstack_visual_indexes
         tap_text = f" Its output also feeds DeepStack merger {taps.index(layer)}." if layer in taps else ""
         stage = self._record(f"blocks.{layer}", "block", f"block {layer}", [x], out, f"blocks.{layer}", layer,
                              tap_text=tap_text)
-        inputs = dict(norm1=x, attn=parts["norm1"], residual1=parts["attn"], norm2=parts["residual1"],
-                      mlp=parts["norm2"], residual2=parts["mlp"])
+        stage.substages = self._substages(layer, x, out)
+        return stage
+
+    def _substages(self, layer: int, x: torch.Tensor, out: torch.Tensor) -> list[Stage]:
+        """norm1 → attention → residual → norm2 → MLP → residual; every one is [N, hidden] like the block.
+
+        Their stats are computed on first read, all six from one recomputation of the block.
+        """
         modules = dict(norm1="norm1", attn="attn", norm2="norm2", mlp="mlp")
-        stage.substages = [
-            self._record(f"blocks.{layer}.{sub}", sub, f"block {layer} · {SUBSTAGE_TITLES[sub]}", [inputs[sub]], parts[sub],
-                         f"blocks.{layer}.{modules[sub]}" if sub in modules else None, layer)
+        computed: dict[str, Any] = {}
+
+        def stats_of(sub: str):
+            if not computed:
+                for name, tensor in self._block_parts(layer).items():
+                    computed[name] = TensorInspector.inspect(f"blocks.{layer}.{name}", tensor)
+            return computed[sub]
+
+        return [
+            Stage(f"blocks.{layer}.{sub}", sub, f"block {layer} · {SUBSTAGE_TITLES[sub]}", [_shape(x)], _shape(out),
+                  _dtype(out), explain(sub, **self._numbers(), layer=layer), layer=layer,
+                  module=f"blocks.{layer}.{modules[sub]}" if sub in modules else None,
+                  stats_source=lambda sub=sub: stats_of(sub))
             for sub in SUBSTAGES
         ]
-        return stage
+
+    def _block_parts(self, layer: int) -> dict[str, torch.Tensor]:
+        """The six sub-stage tensors of block `layer`: stored (keep="all") or recomputed from its input."""
+        if self.keep == "all":
+            return {sub: self._tensors[f"blocks.{layer}.{sub}"] for sub in SUBSTAGES}
+        with torch.inference_mode():
+            return self._run_block(layer, self._tensors[f"blocks.{layer}.input"])[1]
 
     def _run_block(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run block `layer` through its own forward, reading the sub-stage tensors with hooks."""
@@ -316,8 +298,7 @@ class Trace:
             return self._tensors[name]
         if name.startswith("blocks."):
             _, layer, sub = name.split(".")
-            with torch.inference_mode():
-                return self._run_block(int(layer), self._tensors[f"blocks.{layer}.input"])[1][sub]
+            return self._block_parts(int(layer))[sub]
         raise KeyError(f"stage {name!r} has no tensor")
 
     def block_input(self, layer: int) -> torch.Tensor:
@@ -348,70 +329,11 @@ class Trace:
         merged = n // c.merge_unit * c.out_hidden_size * width * (1 + len(c.deepstack_visual_indexes))
         return n * c.patch_dim * 4 + 3 * per_hidden + 2 * n * c.head_dim * 4 + c.depth * kept_per_block + merged
 
-    # ---- attention ----------------------------------------------------------------------------------
-
-    def attention(self, layer: int, head: int | None = None, image: int = 0, frame: int = 0) -> torch.Tensor:
-        """Attention probabilities of block `layer` for one image (frame), raster order, float32.
-
-        [heads, n, n], or [n, n] for one head. Rows sum to 1. Cached (LRU, bounded by bytes).
-        """
-        if not 0 <= layer < self.config.depth:
-            raise InputError(f"layer {layer} does not exist: blocks are numbered 0..{self.config.depth - 1}")
-        if head is not None and not 0 <= head < self.config.num_heads:
-            raise InputError(f"head {head} does not exist: heads are numbered 0..{self.config.num_heads - 1}")
-        segment = attn_maps.find_segment(self.grid_thw, image, frame)
-        heads = list(range(self.config.num_heads)) if head is None else [head]
-        key = (layer, head, image, frame)
-        if key in self._attention_cache:
-            self._attention_cache.move_to_end(key)
-            return self._attention_cache[key]
-        attn_maps.check_attention_budget(segment.size, len(heads), self.attention_budget, f"attention of layer {layer}")
-        hidden = self.block_input(layer)
-        with torch.inference_mode():
-            probs = attn_maps.layer_probabilities(self.encoder.blocks[layer], hidden, self._rotary, segment, heads,
-                                                  self.config.spatial_merge_size)
-        result = probs[0] if head is not None else probs
-        self._cache_attention(key, result)
-        return result
-
-    def _cache_attention(self, key: tuple, value: torch.Tensor) -> None:
-        self._attention_cache[key] = value
-        total = sum(t.numel() * t.element_size() for t in self._attention_cache.values())
-        while total > ATTENTION_CACHE_BYTES and len(self._attention_cache) > 1:
-            _, dropped = self._attention_cache.popitem(last=False)
-            total -= dropped.numel() * dropped.element_size()
-
-    def head_mean_attention(self, layer: int, image: int = 0, frame: int = 0) -> torch.Tensor:
-        """[n, n] mean over heads, computed one head at a time so at most one head's map is extra."""
-        total = None
-        for head in range(self.config.num_heads):
-            probs = self.attention(layer, head, image, frame)
-            total = probs.clone() if total is None else total.add_(probs)
-        return total / self.config.num_heads
-
-    def rollout(self, layer: int | None = None, image: int = 0, frame: int = 0) -> torch.Tensor:
-        """Attention rollout from block 0 up to `layer` (default: the last), raster order, [n, n]."""
-        last = self.config.depth - 1 if layer is None else layer
-        return attn_maps.rollout([self.head_mean_attention(i, image, frame) for i in range(last + 1)])
-
-    def head_summary(self, layer: int, image: int = 0, frame: int = 0) -> dict[str, Any]:
-        """Per-head entropy and mean attention distance (patches), and the layer's sink patches."""
-        segment = attn_maps.find_segment(self.grid_thw, image, frame)
-        entropy, distance, mean = [], [], None
-        for head in range(self.config.num_heads):
-            probs = self.attention(layer, head, image, frame)
-            entropy.append(float(attn_maps.head_entropy(probs)))
-            distance.append(float(attn_maps.mean_attention_distance(probs, segment.grid_h, segment.grid_w)))
-            mean = probs.clone() if mean is None else mean.add_(probs)
-        sinks = attn_maps.attention_sinks(mean / self.config.num_heads, segment.grid_w)
-        return {"layer": layer, "entropy": entropy, "mean_distance": distance, "sinks": sinks,
-                "uniform_entropy": float(torch.log(torch.tensor(float(segment.size))))}
-
     # ---- summaries ------------------------------------------------------------------------------------
 
     def first_nonfinite(self) -> Stage | None:
-        """The first computed (sub-)stage whose output holds NaN/Inf."""
-        return next((s for s in self.all_stages() if s.nonfinite), None)
+        """The first computed stage whose output holds NaN/Inf (top-level; see its substages for detail)."""
+        return next((s for s in self.stages if s.nonfinite), None)
 
     def locate_nonfinite(self) -> tuple[Stage, str, NonFiniteReport | None] | None:
         """The first stage with NaN/Inf and the innermost module that produced it.
