@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from qwen3vl_inspect import attention as attn_maps
+from qwen3vl_inspect import breakpoints
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import merge_to_raster
@@ -129,6 +130,7 @@ class Trace(AttentionQueries):
             raise self.failure from exc
         stage.seconds = time.perf_counter() - started
         self.stages.append(stage)
+        breakpoints.check(self, stage)
         return stage
 
     def run_to(self, name: str) -> Stage:
