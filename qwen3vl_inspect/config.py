@@ -13,6 +13,12 @@ from typing import Any
 
 from qwen3vl_inspect.errors import InputError
 
+ASSETS = Path(__file__).resolve().parent / "assets"
+# Presets whose weights ship inside the package: name -> (folder, how the weights are labelled everywhere)
+SHIPPED_WEIGHTS: dict[str, tuple[Path, str]] = {
+    "demo": (ASSETS / "demo_weights", "demo weights trained on synthetic shapes — not Qwen's weights"),
+}
+
 # model_type values of full Qwen3-VL configs (vision config nested under "vision_config")
 FULL_MODEL_TYPES = ("qwen3_vl", "qwen3_vl_moe")
 # model_type values of a vision-only config
@@ -73,13 +79,15 @@ class VisionConfig:
 
     @property
     def is_preset(self) -> bool:
-        return self.source in PRESETS
+        return is_preset_name(self.source)
 
     @classmethod
     def preset(cls, name: str) -> "VisionConfig":
         key = name.lower()
+        if key in SHIPPED_WEIGHTS:
+            return replace(cls.from_json(SHIPPED_WEIGHTS[key][0] / "config.json"), source=key)
         if key not in PRESETS:
-            raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+            raise InputError(f"unknown preset {name!r}; choose one of: {', '.join(preset_names())}")
         return replace(PRESETS[key], source=key)
 
     @classmethod
@@ -189,3 +197,12 @@ PRESETS: dict[str, VisionConfig] = {
     # Qwen/Qwen3-VL-235B-A22B-Instruct config.json, vision_config (text hidden_size 4096)
     "qwen3-vl-235b-a22b": VisionConfig(**_QWEN3_VL_LARGE_TOWER, out_hidden_size=4096),
 }
+
+
+def preset_names() -> list[str]:
+    """Every name `--model` accepts besides a folder: shipped-weight presets, then random-weight ones."""
+    return [*SHIPPED_WEIGHTS, *PRESETS]
+
+
+def is_preset_name(name: str) -> bool:
+    return str(name).lower() in preset_names()

@@ -10,13 +10,13 @@ Parameter names equal transformers' `model.visual`, so checkpoints load 1:1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from qwen3vl_inspect.config import PRESETS, VisionConfig
+from qwen3vl_inspect.config import PRESETS, SHIPPED_WEIGHTS, VisionConfig, preset_names
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.model.layers import ATTENTION_IMPLEMENTATIONS, Block, PatchEmbed, PatchMerger, init_weights
 from qwen3vl_inspect.model.positions import PatchPositions, patch_positions, rotary_cos_sin
@@ -61,32 +61,45 @@ class VisionEncoder(nn.Module):
         device: str | torch.device | None = None,
         attn_implementation: str = "sdpa",
     ) -> "VisionEncoder":
-        """Load a local Hugging Face checkpoint folder (safetensors), or build a preset with random weights.
+        """Load a local Hugging Face checkpoint folder (safetensors), a preset whose weights ship with the
+        package ("demo"), or build a preset with seeded random weights.
 
-        dtype=None keeps the checkpoint's dtype (float32 for presets).
+        dtype=None keeps a checkpoint folder's dtype (float32 for presets).
         """
         name = str(path_or_preset)
         path = Path(name).expanduser()
         if path.is_dir():
-            from qwen3vl_inspect.model.checkpoint import load_vision_state_dict
-
-            config = VisionConfig.from_json(path / "config.json")
-            with torch.device("meta"):
-                encoder = cls(config, attn_implementation=attn_implementation)
-            expected = {key: tensor.shape for key, tensor in encoder.state_dict().items()}
-            state = load_vision_state_dict(path, expected, dtype=dtype, device=device)
-            encoder.load_state_dict(state, strict=True, assign=True)
-            encoder.weights_source = str(path)
-            return encoder.eval()
-        if name.lower() in PRESETS:
+            return cls._from_folder(path, dtype, device, attn_implementation)
+        key = name.lower()
+        if key in SHIPPED_WEIGHTS:
+            folder, label = SHIPPED_WEIGHTS[key]
+            encoder = cls._from_folder(folder, dtype or torch.float32, device, attn_implementation)
+            encoder.config, encoder.weights_source = replace(encoder.config, source=key), label
+            return encoder
+        if key in PRESETS:
             encoder = cls(VisionConfig.preset(name), attn_implementation=attn_implementation)
             return encoder.to(device=device, dtype=dtype or torch.float32).eval()
         if path.exists():
             raise InputError(f"{name}: not a folder; --model takes a checkpoint folder or a preset name")
         raise InputError(
-            f"{name}: no such checkpoint folder or preset; presets: {', '.join(PRESETS)} "
+            f"{name}: no such checkpoint folder or preset; presets: {', '.join(preset_names())} "
             "(weights are never downloaded: point at a local folder with config.json + *.safetensors)"
         )
+
+    @classmethod
+    def _from_folder(
+        cls, path: Path, dtype: torch.dtype | None, device: str | torch.device | None, attn_implementation: str
+    ) -> "VisionEncoder":
+        from qwen3vl_inspect.model.checkpoint import load_vision_state_dict
+
+        config = VisionConfig.from_json(path / "config.json")
+        with torch.device("meta"):
+            encoder = cls(config, attn_implementation=attn_implementation)
+        expected = {key: tensor.shape for key, tensor in encoder.state_dict().items()}
+        state = load_vision_state_dict(path, expected, dtype=dtype, device=device)
+        encoder.load_state_dict(state, strict=True, assign=True)
+        encoder.weights_source = str(path)
+        return encoder.eval()
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write a vision-only checkpoint (config.json + model.safetensors) that `from_pretrained` reads."""
