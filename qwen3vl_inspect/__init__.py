@@ -6,6 +6,7 @@ ipywidgets are imported lazily by the parts that need them.
 
 from qwen3vl_inspect.config import PRESETS, VisionConfig
 from qwen3vl_inspect.errors import CheckpointError, ImageError, InputError
+from qwen3vl_inspect.fusion import FusionResult, fuse, fuse_trace
 from qwen3vl_inspect.inputs.image import load_image, preprocess, smart_resize
 from qwen3vl_inspect.model.encoder import VisionEncoder, VisionOutput
 from qwen3vl_inspect.probe import (
@@ -27,6 +28,7 @@ from qwen3vl_inspect.tracing import Trace, trace
 __all__ = [
     "PRESETS",
     "ForwardHookManager",
+    "FusionResult",
     "ModelArchitectureInspector",
     "NonFiniteReport",
     "ShapeTracer",
@@ -36,6 +38,8 @@ __all__ = [
     "TensorStats",
     "Trace",
     "find_first_nonfinite",
+    "fuse",
+    "fuse_trace",
     "inject_nonfinite",
     "monitor_memory",
     "print_shapes",
