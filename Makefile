@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(VENV)/bin/qwen3vl-inspect trace
+	$(VENV)/bin/qwen3vl-inspect
 
 test: setup
 	$(PY) -m pytest -q

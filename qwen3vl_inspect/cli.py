@@ -1,10 +1,11 @@
 """`qwen3vl-inspect`: the command line.
 
-    qwen3vl-inspect [IMAGE]                  the stage-by-stage walk-through (default: the demo image)
+    qwen3vl-inspect [IMAGE] [--step]         the interactive TUI (default: the demo image); piped: the trace table
     qwen3vl-inspect trace IMAGE [--json]     every stage's shapes and dtypes
     qwen3vl-inspect stats IMAGE [--json]     every stage's tensor stats; exit 3 on NaN/Inf
     qwen3vl-inspect attention IMAGE --layer L [--head H] [--query ROW,COL] [--rollout] -o OUT.png
     qwen3vl-inspect info [--model ...]       architecture, parameter counts, where the weights come from
+    qwen3vl-inspect fusion IMAGE [--text T] [--json] [--decoder]   tokens, MRoPE ids, DeepStack plan
 
 A user mistake is one line on stderr and exit code 2; nothing prints a traceback.
 """
@@ -20,7 +21,7 @@ from qwen3vl_inspect.errors import InputError
 
 DEFAULT_MODEL = "qwen3-vl-2b"
 DTYPES = ("float32", "bfloat16", "float16")
-COMMANDS = ("trace", "stats", "attention", "info")
+COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion")
 EXIT_NONFINITE = 3
 
 
@@ -41,6 +42,9 @@ def _image_options(parser: argparse.ArgumentParser, required: bool = False) -> N
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qwen3vl-inspect", description="Look inside the Qwen3-VL vision encoder.")
     commands = parser.add_subparsers(dest="command", required=True)
+    tui = commands.add_parser("tui", help="the interactive walk-through (what a bare IMAGE runs)")
+    _image_options(tui)
+    tui.add_argument("--step", action="store_true", help="debugger-style: compute one stage per key press")
     trace = commands.add_parser("trace", help="run the encoder stage by stage and print every shape")
     _image_options(trace)
     trace.add_argument("--json", action="store_true", help="print the trace as JSON")
@@ -58,20 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("-o", "--output", required=True, help="PNG file to write")
     info = commands.add_parser("info", help="architecture and parameter counts")
     _model_options(info)
+    from qwen3vl_inspect.commands.fusion import add_arguments as fusion_arguments
+
+    fusion = commands.add_parser("fusion", help="how the image tokens enter the language model")
+    _image_options(fusion)
+    fusion_arguments(fusion)
     return parser
+
+
+def _run_tui(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from qwen3vl_inspect.tui.launch import run  # textual is imported only on this path
+
+    return run(args, out, err)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "trace")  # `qwen3vl-inspect IMAGE`: the walk-through (the TUI replaces this)
+        argv.insert(0, "tui")  # `qwen3vl-inspect [IMAGE]`: the interactive walk-through
     args = build_parser().parse_args(argv)
     out, err = Console(), Console(stderr=True)
     if not out.is_terminal:  # piped or redirected: don't squeeze tables into 80 columns
         out = Console(width=160)
-    from qwen3vl_inspect.commands import attention, info, stats, trace
+    from qwen3vl_inspect.commands import attention, fusion, info, stats, trace
 
-    handlers = {"trace": trace.run, "stats": stats.run, "attention": attention.run, "info": info.run}
+    handlers = {"tui": _run_tui, "trace": trace.run, "stats": stats.run, "attention": attention.run,
+                "info": info.run, "fusion": fusion.run}
     try:
         return handlers[args.command](args, out, err)
     except InputError as exc:

@@ -46,9 +46,19 @@ class Stage:
         return self.known_stats
 
     @property
+    def stats_ready(self) -> bool:
+        """True when reading `stats` costs nothing (no recomputation of the block)."""
+        return self.known_stats is not None or self.stats_source is None
+
+    @property
     def nonfinite(self) -> bool:
         stats = self.stats
         return stats is not None and bool(stats.has_nan or stats.has_inf)
+
+    def _repr_html_(self) -> str:
+        from qwen3vl_inspect.render.html import stage_html
+
+        return stage_html(self)
 
     def to_dict(self) -> dict[str, Any]:
         stats = self.stats

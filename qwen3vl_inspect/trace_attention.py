@@ -32,6 +32,10 @@ class AttentionQueries:
         if key in self._attention_cache:
             self._attention_cache.move_to_end(key)
             return self._attention_cache[key]
+        all_heads = (layer, None, image, frame)
+        if head is not None and all_heads in self._attention_cache:  # a slice of a map we already have
+            self._attention_cache.move_to_end(all_heads)
+            return self._attention_cache[all_heads][head]
         attn_maps.check_attention_budget(segment.size, len(heads), self.attention_budget, f"attention of layer {layer}")
         hidden = self.block_input(layer)
         with torch.inference_mode():

@@ -24,6 +24,7 @@ from torch import nn
 
 from qwen3vl_inspect import attention as attn_maps
 from qwen3vl_inspect import breakpoints
+from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import merge_to_raster
@@ -61,6 +62,16 @@ def _outputs_of(modules: dict[str, nn.Module], pre: dict[str, nn.Module]) -> Ite
             handle.remove()
 
 
+def stage_names_for(config: VisionConfig) -> list[str]:
+    """A Trace's top-level stages for this config, in order; known before any model is built."""
+    names = ["input", "patchify", "patch_embed", "pos_embed", "rotary"]
+    for layer in range(config.depth):
+        names.append(f"blocks.{layer}")
+        if layer in config.deepstack_visual_indexes:
+            names.append(f"deepstack.{config.deepstack_visual_indexes.index(layer)}")
+    return names + ["merger"]
+
+
 class Trace(AttentionQueries):
     def __init__(
         self,
@@ -90,19 +101,18 @@ class Trace(AttentionQueries):
     # ---- plan & stepping -----------------------------------------------------------------------
 
     def _build_plan(self) -> list[tuple[str, Callable[[], Stage]]]:
-        plan: list[tuple[str, Callable[[], Stage]]] = [
-            ("input", self._input_stage),
-            ("patchify", self._patchify_stage),
-            ("patch_embed", self._patch_embed_stage),
-            ("pos_embed", self._pos_embed_stage),
-            ("rotary", self._rotary_stage),
-        ]
-        for layer in range(self.config.depth):
-            plan.append((f"blocks.{layer}", lambda layer=layer: self._block_stage(layer)))
-            if layer in self.config.deepstack_visual_indexes:
-                index = self.config.deepstack_visual_indexes.index(layer)
-                plan.append((f"deepstack.{index}", lambda layer=layer, index=index: self._deepstack_stage(index, layer)))
-        plan.append(("merger", self._merger_stage))
+        fixed = dict(input=self._input_stage, patchify=self._patchify_stage, patch_embed=self._patch_embed_stage,
+                     pos_embed=self._pos_embed_stage, rotary=self._rotary_stage, merger=self._merger_stage)
+        taps = self.config.deepstack_visual_indexes
+        plan: list[tuple[str, Callable[[], Stage]]] = []
+        for name in stage_names_for(self.config):
+            kind, _, number = name.partition(".")
+            if kind == "blocks":
+                plan.append((name, lambda layer=int(number): self._block_stage(layer)))
+            elif kind == "deepstack":
+                plan.append((name, lambda index=int(number): self._deepstack_stage(index, taps[index])))
+            else:
+                plan.append((name, fixed[name]))
         return plan
 
     @property
@@ -371,6 +381,11 @@ class Trace(AttentionQueries):
         if stage.kind == "pos_embed":
             return self.encoder.pos_embed, (self._positions.interp_indices,)
         return None, ()
+
+    def _repr_html_(self) -> str:
+        from qwen3vl_inspect.render.html import trace_html
+
+        return trace_html(self)
 
     def summary(self) -> dict[str, Any]:
         bad = self.first_nonfinite()

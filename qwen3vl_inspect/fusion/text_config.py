@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from qwen3vl_inspect.config import FULL_MODEL_TYPES, PRESETS, VISION_MODEL_TYPES
+from qwen3vl_inspect.config import FULL_MODEL_TYPES, VISION_MODEL_TYPES, VisionConfig, is_preset_name, preset_names
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.fusion.tokens import SPECIAL_TOKENS
 
@@ -60,13 +60,17 @@ def text_side_for(checkpoint: str | Path | None) -> TextSide:
     if path.is_dir():
         return _from_folder(path)
     key = name.lower()
-    if key not in PRESETS:
+    if not is_preset_name(key):
         raise InputError(
-            f"{name}: no such checkpoint folder or preset; presets: {', '.join(PRESETS)} "
+            f"{name}: no such checkpoint folder or preset; presets: {', '.join(preset_names())} "
             "(weights are never downloaded: point at a local folder with config.json + *.safetensors)"
         )
-    vision = PRESETS[key]
-    base = dict(_TINY_TEXT) if key == "tiny" else dict(zip(("hidden_size", "num_hidden_layers"), _PRESET_TEXT[key]))
+    vision = VisionConfig.preset(key)
+    if key in _PRESET_TEXT:
+        base = dict(zip(("hidden_size", "num_hidden_layers"), _PRESET_TEXT[key]))
+    else:  # tiny and the shipped demo: a small stand-in text side as wide as the merger's output
+        base = dict(_TINY_TEXT, hidden_size=vision.out_hidden_size,
+                    num_hidden_layers=max(len(vision.deepstack_visual_indexes), 1))
     return TextSide(**base, patch_size=vision.patch_size, spatial_merge_size=vision.spatial_merge_size,
                     temporal_patch_size=vision.temporal_patch_size,
                     deepstack_visual_indexes=vision.deepstack_visual_indexes, source=f"preset {key}")

@@ -68,17 +68,14 @@ def overlay_figure(
     ax=None,
 ):
     """The overlay in a matplotlib Figure with a title and a colorbar of the raw values; returns the Figure."""
-    import matplotlib
-
-    if ax is None:
-        matplotlib.use("Agg", force=False)
-    from matplotlib import pyplot as plt
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
 
     grid = _as_grid(values)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 7 * image.height / image.width + 0.6), dpi=110)
+    if ax is None:  # a bare Figure (no pyplot): no global backend state, nothing left open
+        fig = Figure(figsize=(7, 7 * image.height / image.width + 0.6), dpi=110)
+        ax = fig.add_subplot()
     else:
         fig = ax.figure
     ax.imshow(overlay(image, grid, cmap, alpha, query))

@@ -1,0 +1,144 @@
+"""State and logic of the StageStepper: where the learner is in the run, and what that stage shows.
+
+Stepping past the last computed stage computes the next one (`Trace.step`), so a notebook walks the
+encoder like a debugger. With `substages=True` a block opens into norm1 → attention → residual →
+norm2 → MLP → residual before the next block. A failing stage is caught and shown, not raised:
+every stage before it stays readable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.notebook import pictures
+from qwen3vl_inspect.notebook.session import first_image
+from qwen3vl_inspect.stage import Stage, StageError
+from qwen3vl_inspect.tracing import Trace
+from qwen3vl_inspect import overlays
+from qwen3vl_inspect.overlays import Overlay, ViewSpec
+
+FIXED_VIEWS = {"input": overlays.IMAGE, "patchify": overlays.PATCHIFY, "rotary": overlays.ROTARY}
+
+
+class StepperController:
+    def __init__(self, trace: Trace, substages: bool = True) -> None:
+        self.trace = trace
+        self.substages = substages
+        self.error: str | None = None
+        self._matrices: dict[tuple, Any] = {}
+        self.selected: str | None = None
+        if not trace.stages:
+            self._compute_next()
+        self.selected = self.names()[0] if self.names() else None
+
+    # ---- the list ---------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        """Computed stages in order (with block sub-stages when `substages`)."""
+        stages = self.trace.all_stages() if self.substages else self.trace.stages
+        return [s.name for s in stages]
+
+    @property
+    def index(self) -> int:
+        names = self.names()
+        return names.index(self.selected) if self.selected in names else 0
+
+    @property
+    def at_end(self) -> bool:
+        return self.trace.done and self.index == len(self.names()) - 1
+
+    def _compute_next(self) -> Stage | None:
+        try:
+            return self.trace.step()
+        except StageError as exc:
+            self.error = str(exc)
+            return None
+
+    # ---- moving -------------------------------------------------------------------------------
+
+    def step(self) -> str | None:
+        """Next stage in the list, computing it if it has not been computed yet; returns its name."""
+        names = self.names()
+        if self.index + 1 < len(names):
+            self.selected = names[self.index + 1]
+        else:
+            stage = self._compute_next()
+            if stage is not None:
+                self.selected = stage.name
+        return self.selected
+
+    def back(self) -> str | None:
+        if self.index > 0:
+            self.selected = self.names()[self.index - 1]
+        return self.selected
+
+    def first(self) -> str | None:
+        self.selected = self.names()[0] if self.names() else None
+        return self.selected
+
+    def run_to_end(self) -> str | None:
+        """Compute every remaining stage and select the last one (stops at a failing stage)."""
+        while not self.trace.done and self.trace.failure is None:
+            if self._compute_next() is None:
+                break
+        self.selected = self.names()[-1] if self.names() else None
+        return self.selected
+
+    def run_to(self, name: str) -> str:
+        """Compute up to `name` (a stage or a block sub-stage) and select it."""
+        top = ".".join(name.split(".")[:2]) if name.startswith("blocks.") else name
+        if top not in self.trace.stage_names:
+            raise InputError(f"no stage {name!r}; stages are: {', '.join(self.trace.stage_names)}")
+        while top not in [s.name for s in self.trace.stages] and self.trace.failure is None:
+            if self._compute_next() is None:
+                break
+        self.select(name)
+        return name
+
+    def select(self, name: str) -> None:
+        if name not in [s.name for s in self.trace.all_stages()]:
+            raise InputError(f"stage {name!r} has not been computed yet; step to it first")
+        if name.count(".") == 2 and not self.substages:
+            self.substages = True
+        self.selected = name
+
+    def set_substages(self, on: bool) -> None:
+        self.substages = bool(on)
+        if self.selected not in self.names():  # a sub-stage was selected: go to its block
+            self.selected = ".".join(self.selected.split(".")[:2]) if self.selected else None
+
+    # ---- what is shown --------------------------------------------------------------------------
+
+    def stage(self) -> Stage | None:
+        return None if self.selected is None else self.trace[self.selected]
+
+    def view_spec(self) -> ViewSpec:
+        name = self.selected or "input"
+        if name in FIXED_VIEWS:
+            return ViewSpec(name, FIXED_VIEWS[name])
+        parts = name.split(".")
+        if parts[0] == "blocks" and len(parts) == 3 and parts[2] == "attn":
+            layer = int(parts[1])  # attention received by each patch, mean of heads
+            return ViewSpec(name, overlays.ATTENTION, layer, None, False, None)
+        return ViewSpec(name, overlays.NORMS)
+
+    def overlay(self) -> Overlay:
+        return overlays.compute(self.trace, self.view_spec(), self._matrices)
+
+    def picture_source(self) -> Image.Image:
+        return first_image(self.trace)
+
+    def picture(self) -> Image.Image:
+        return pictures.render(self.picture_source(), self.overlay())
+
+    def png(self) -> bytes:
+        return pictures.png_bytes(self.picture())
+
+    def progress(self) -> str:
+        done, total = len(self.trace.stages), len(self.trace.stage_names)
+        where = f"{self.index + 1} of {len(self.names())} shown" if self.names() else "nothing computed"
+        failed = f" · {self.error}" if self.error else ""
+        return f"{where} · {done} of {total} stages computed{failed}"

@@ -1,0 +1,353 @@
+"""The TUI's state and the work behind it, in plain Python: tests drive it without a terminal.
+
+The screen keeps only widgets; every decision (which stage is selected, which head, whether a
+breakpoint stops the run, what a key does at the edge of the list) lives here. Heavy calls
+(`load`, `step`, `overlay`, `head_summary`) run in worker threads and share one lock, because a
+Trace is stepped and queried from different threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from qwen3vl_inspect.config import VisionConfig
+from qwen3vl_inspect.inputs.image import VisionInputs
+from qwen3vl_inspect.model.encoder import RANDOM_WEIGHTS, VisionEncoder
+from qwen3vl_inspect.tracing import Stage, StageError, Trace, trace
+from qwen3vl_inspect import overlays
+from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect.tui.stages import (  # noqa: F401  (re-exported for widgets and tests)
+    Cancelled,
+    call_cancellable,
+    known_stats,
+    layer_of,
+    planned_stage_names,
+    planned_title,
+    top_level,
+)
+
+PENDING, DONE, FAILED, NONFINITE = "pending", "done", "failed", "nonfinite"
+OVERLAY_CACHE = 64
+PREFETCH_BYTES = 64 * 2**20  # one block's maps (all heads) small enough to compute ahead
+MATRIX_BYTES = 512 * 2**20  # attention maps kept at hand (shared with the Trace's own cache, not copies)
+
+
+@dataclass
+class StepResult:
+    stage: Stage
+    pause: str | None  # why the run should stop here (a breakpoint), or None
+    first_nonfinite: tuple[str, str, str] | None = None  # (stage, module path, description), once
+
+
+class Inspector:
+    def __init__(self, image_path: Path, inputs: VisionInputs, config: VisionConfig, model: str,
+                 device: str = "cpu", dtype: str = "float32", step: bool = False, out_dir: Path | None = None) -> None:
+        self.image_path, self.inputs, self.config = Path(image_path), inputs, config
+        self.model, self.device, self.dtype = model, device, dtype
+        self.out_dir = Path.cwd() if out_dir is None else Path(out_dir)
+        self.lock = threading.RLock()
+        self.encoder: VisionEncoder | None = None
+        self.trace: Trace | None = None
+        source = Path(model).expanduser()
+        self.weights = str(source) if source.is_dir() else RANDOM_WEIGHTS  # exact source once built
+        self.activity = "starting"
+        self.step_mode = step
+        self.pause_requested = False
+        self.paused_at: str | None = None
+        self.breakpoints: set[str] = set()
+        self.nonfinite: tuple[str, str, str] | None = None
+        _, self.grid_h, self.grid_w = (int(v) for v in inputs.grid_thw[0].tolist())
+        # what the user is looking at
+        self.selected = "input"
+        self.head: int | None = None  # None: mean of heads
+        self.last_head = 0
+        self.rollout = False
+        self.received = False
+        self.query = (self.grid_h // 2, self.grid_w // 2)
+        self.norms_instead = False
+        self.show_overlay = True
+        self._cache_lock = threading.Lock()  # the overlay cache is read by the UI thread, filled by workers
+        self._overlays: OrderedDict[ViewSpec, Overlay] = OrderedDict()
+        self._matrices: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._summaries: dict[int, dict[str, Any]] = {}
+
+    # ---- the run --------------------------------------------------------------------------------
+
+    @property
+    def image(self):
+        image = self.inputs.images[0]
+        return image[0] if isinstance(image, list) else image
+
+    @property
+    def names(self) -> list[str]:
+        return self.trace.stage_names if self.trace is not None else planned_stage_names(self.config)
+
+    @property
+    def computed(self) -> int:
+        return 0 if self.trace is None else len(self.trace.stages)
+
+    @property
+    def done(self) -> bool:
+        return self.trace is not None and self.trace.done
+
+    @property
+    def failure(self) -> StageError | None:
+        return None if self.trace is None else self.trace.failure
+
+    def load(self, report: Callable[[str], None]) -> Trace:
+        """Build or load the encoder and make the (lazy) Trace; `report` gets one line per step."""
+        source = Path(self.model).expanduser()
+        if source.is_dir():
+            from qwen3vl_inspect.model.checkpoint import describe_checkpoint
+
+            about = describe_checkpoint(source)  # shard headers only
+            report(f"reading {about['vision_tensors']} vision tensors ({about['vision_bytes'] / 2**20:.0f} MiB) "
+                   f"from {len(about['vision_shards'])} of {about['total_shards']} shard(s) in {source.name}")
+        else:
+            report(f"building the {self.model} preset ({self.config.depth} blocks, random weights)")
+        encoder = VisionEncoder.from_pretrained(self.model, dtype=getattr(torch, self.dtype), device=torch.device(self.device))
+        report("preparing the trace")
+        traced = trace(encoder, self.inputs)
+        with self.lock:
+            self.encoder, self.trace, self.weights = encoder, traced, encoder.weights_source
+        return traced
+
+    def next_name(self) -> str | None:
+        if self.trace is None or self.trace.done or self.trace.failure is not None:
+            return None
+        return self.trace.stage_names[len(self.trace.stages)]
+
+    def step(self) -> StepResult | None:
+        """Compute the next stage (None when done). Raises StageError; earlier stages stay."""
+        with self.lock:
+            stage = self.trace.step()
+            if stage is None:
+                return None
+            first = None
+            if self.nonfinite is None and stage.nonfinite:  # top-level stats are eager; steps' are lazy
+                self.nonfinite = first = self._locate()
+        pause = stage.name if stage.name in self.breakpoints else None
+        return StepResult(stage, pause, first)
+
+    def _locate(self) -> tuple[str, str, str]:
+        found = self.trace.locate_nonfinite()
+        if found is None:
+            bad = self.trace.first_nonfinite()
+            return bad.name, bad.module or bad.name, "NaN/Inf in the output"
+        stage, path, report = found
+        return stage.name, path, report.describe() if report is not None else "NaN/Inf in the output"
+
+    def status(self, name: str) -> str:
+        if self.trace is None:
+            return PENDING
+        failure = self.trace.failure
+        if failure is not None and top_level(name) == failure.stage:
+            return FAILED
+        try:
+            stage = self.trace[name]
+        except KeyError:
+            return PENDING
+        stats = known_stats(stage)
+        return NONFINITE if stats is not None and not stats.is_finite else DONE
+
+    def stage(self, name: str) -> Stage | None:
+        if self.trace is None:
+            return None
+        try:
+            return self.trace[name]
+        except KeyError:
+            return None
+
+    def title(self, name: str) -> str:
+        stage = self.stage(name)
+        return stage.title if stage is not None else planned_title(name, self.config)
+
+    def toggle_breakpoint(self, name: str | None = None) -> tuple[str, bool]:
+        """Breakpoints sit on top-level stages (a block's steps are computed together)."""
+        target = top_level(name or self.selected)
+        if target in self.breakpoints:
+            self.breakpoints.discard(target)
+            return target, False
+        self.breakpoints.add(target)
+        return target, True
+
+    # ---- navigation -----------------------------------------------------------------------------
+
+    def select(self, name: str) -> None:
+        self.selected = name
+
+    def block_step(self, delta: int) -> str | None:
+        """Same step of the previous/next block (`blocks.3.mlp` → `blocks.4.mlp`); from elsewhere, the nearest block."""
+        layer = layer_of(self.selected)
+        if layer is None:
+            names = self.names
+            index = names.index(top_level(self.selected)) if top_level(self.selected) in names else 0
+            blocks = [n for n in (names[index + 1:] if delta > 0 else reversed(names[:index])) if n.startswith("blocks.")]
+            return self._go(blocks[0]) if blocks else None
+        target = layer + delta
+        if not 0 <= target < self.config.depth:
+            return None
+        rest = self.selected.split(".")[2:]
+        return self._go(".".join(["blocks", str(target), *rest]))
+
+    def _go(self, name: str) -> str:
+        self.selected = name
+        return name
+
+    def head_step(self, delta: int) -> None:
+        heads = self.config.num_heads
+        self.head = (self.last_head if self.head is None else self.head + delta) % heads
+        self.last_head = self.head
+
+    def toggle_mean(self) -> None:
+        self.head = self.last_head if self.head is None else None
+
+    def toggle_rollout(self) -> None:
+        self.rollout = not self.rollout
+
+    def toggle_received(self) -> None:
+        self.received = not self.received
+
+    def move_query(self, drow: int, dcol: int) -> None:
+        row, col = self.query
+        self.query = (min(max(row + drow, 0), self.grid_h - 1), min(max(col + dcol, 0), self.grid_w - 1))
+        self.received = False
+
+    def set_query(self, row: int, col: int) -> None:
+        self.query = (min(max(row, 0), self.grid_h - 1), min(max(col, 0), self.grid_w - 1))
+        self.received = False
+
+    # ---- views ------------------------------------------------------------------------------------
+
+    def view_kind(self, name: str | None = None) -> str:
+        name = name or self.selected
+        if name == "input":  # the resized image exists before the model does
+            return overlays.IMAGE
+        status = self.status(name)
+        if status == FAILED:
+            return overlays.FAILED
+        if status == PENDING:
+            return overlays.PENDING
+        fixed = {"input": overlays.IMAGE, "patchify": overlays.PATCHIFY, "rotary": overlays.ROTARY}
+        if name in fixed:
+            return fixed[name]
+        parts = name.split(".")
+        if parts[0] == "blocks" and (len(parts) == 2 or parts[2] == "attn") and not self.norms_instead:
+            return overlays.ATTENTION
+        return overlays.NORMS
+
+    def can_attend(self) -> bool:
+        """Attention keys mean something: a block stage is selected and shows its attention."""
+        return self.view_kind() == overlays.ATTENTION
+
+    def view_spec(self) -> ViewSpec:
+        kind = self.view_kind()
+        if kind != overlays.ATTENTION:
+            return ViewSpec(self.selected, kind)
+        return ViewSpec(self.selected, kind, layer_of(self.selected), None if self.rollout else self.head,
+                        self.rollout, None if self.received else self.query)
+
+    def cached_overlay(self, spec: ViewSpec) -> Overlay | None:
+        if spec.kind in (overlays.PENDING, overlays.FAILED):
+            return overlays.plain(spec, "")
+        if spec.kind == overlays.IMAGE:
+            return overlays.plain(spec, f"the resized image the patches are cut from, "
+                                        f"{self.image.width}×{self.image.height} pixels")
+        with self._cache_lock:
+            found = self._overlays.get(spec)
+            if found is not None:
+                self._overlays.move_to_end(spec)
+            return found
+
+    def overlay(self, spec: ViewSpec) -> Overlay:
+        """Compute (or fetch) the picture's values; call from a worker thread."""
+        found = self.cached_overlay(spec)
+        if found is not None:
+            return found
+        with self.lock:
+            result = self._compute(spec)
+            stage = self.stage(spec.stage)
+            if stage is not None:
+                stage.stats  # a block step's stats: computed here, in the worker, so the UI only reads them
+        return result
+
+    def _compute(self, spec: ViewSpec) -> Overlay:
+        """Compute and cache one overlay; the caller holds `lock`."""
+        result = overlays.compute(self.trace, spec, self._matrices)
+        while len(self._matrices) > 1 and sum(t.numel() * t.element_size() for t in self._matrices.values()) > MATRIX_BYTES:
+            self._matrices.popitem(last=False)
+        with self._cache_lock:
+            self._overlays[spec] = result
+            while len(self._overlays) > OVERLAY_CACHE:
+                self._overlays.popitem(last=False)
+        return result
+
+    def is_quick(self, spec: ViewSpec) -> bool:
+        """True when the overlay needs only tensors already at hand (no block recomputation, no new map)."""
+        if self.trace is None or self.stage(spec.stage) is None:
+            return False
+        if spec.kind in (overlays.PATCHIFY, overlays.ROTARY):
+            return True
+        if spec.kind == overlays.NORMS:
+            return spec.stage.count(".") < 2  # a block step's tensor would be recomputed
+        if spec.kind == overlays.ATTENTION:
+            needed = ("rollout", spec.layer) if spec.rollout else ("heads", spec.layer)
+            return needed in self._matrices
+        return False
+
+    def quick_overlay(self, spec: ViewSpec) -> Overlay | None:
+        """The overlay computed right here (UI thread) if that takes a few milliseconds, else None.
+
+        Never waits: if a worker holds the Trace (a stage running), the caller falls back to a worker.
+        """
+        if not self.is_quick(spec) or not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return self._compute(spec)
+        finally:
+            self.lock.release()
+
+    def layers_to_prefetch(self, layer: int) -> list[int]:
+        """Computed neighbour blocks whose maps are not at hand yet, when a block's maps are small enough
+        (at most PREFETCH_BYTES) to fetch ahead: then [ and ] redraw at once."""
+        n = self.grid_h * self.grid_w
+        if self.trace is None or self.config.num_heads * n * n * 4 > PREFETCH_BYTES:
+            return []
+        return [other for other in (layer + 1, layer - 1)
+                if 0 <= other < self.config.depth and ("heads", other) not in self._matrices
+                and self.status(f"blocks.{other}") not in (PENDING, FAILED)]
+
+    def prefetch(self, layer: int) -> None:
+        with self.lock:
+            overlays.layer_maps(self.trace, layer, self._matrices)
+
+    def cached_summary(self, layer: int) -> dict[str, Any] | None:
+        return self._summaries.get(layer)
+
+    def head_summary(self, layer: int) -> dict[str, Any]:
+        """Entropy / mean distance per head and sink patches of one block (computed once, in a worker)."""
+        if layer not in self._summaries:
+            with self.lock:
+                self._summaries[layer] = overlays.head_summary(self.trace, layer, self._matrices)
+        return self._summaries[layer]
+
+    # ---- files (see files.py) -------------------------------------------------------------------------
+
+    def save_png(self, spec: ViewSpec) -> Path:
+        """The current view as a PNG in `out_dir` (where the command was run); returns the path."""
+        from qwen3vl_inspect.tui.files import save_png
+
+        shown = self.overlay(spec) if spec.kind not in (overlays.PENDING, overlays.FAILED) else None
+        return save_png(self, spec, shown)
+
+    def export_json(self) -> Path:
+        """The trace summary (every computed stage's shapes and stats) as JSON in `out_dir`; returns the path."""
+        from qwen3vl_inspect.tui.files import export_json
+
+        return export_json(self)

@@ -1,0 +1,106 @@
+"""Messages that flow up: from workers (the run, the maps) and from widgets (a click on the image).
+
+Workers post these from their threads (`post_message` is thread-safe); the screen handles them on
+the UI thread, so widgets are only ever touched there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from qwen3vl_inspect.overlays import Overlay, ViewSpec
+
+
+class LoadProgress(Message):
+    """The model is being built or loaded: one line of what is happening."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class ModelLoaded(Message):
+    """The encoder is built and the Trace exists; stages can now be computed."""
+
+
+class LoadFailed(Message):
+    """The model could not be loaded; the app closes with this one line and exit code 2."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class StageComputed(Message):
+    def __init__(self, name: str, first_nonfinite: tuple[str, str, str] | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.first_nonfinite = first_nonfinite
+
+
+class StageFailed(Message):
+    """A stage raised (or ran out of memory): earlier stages stay, the UI stays usable."""
+
+    def __init__(self, name: str, error: str) -> None:
+        super().__init__()
+        self.name = name
+        self.error = error
+
+
+class RunPaused(Message):
+    """The run stopped before the end: a breakpoint, one step done, or the user asked."""
+
+    def __init__(self, reason: str, at: str | None = None) -> None:
+        super().__init__()
+        self.reason = reason
+        self.at = at
+
+
+class RunFinished(Message):
+    pass
+
+
+class OverlayReady(Message):
+    def __init__(self, overlay: Overlay) -> None:
+        super().__init__()
+        self.overlay = overlay
+
+
+class OverlayFailed(Message):
+    def __init__(self, spec: ViewSpec, error: str) -> None:
+        super().__init__()
+        self.spec = spec
+        self.error = error
+
+
+class SummaryReady(Message):
+    def __init__(self, layer: int, summary: dict[str, Any]) -> None:
+        super().__init__()
+        self.layer = layer
+        self.summary = summary
+
+
+class FileWritten(Message):
+    def __init__(self, what: str, path: str) -> None:
+        super().__init__()
+        self.what = what
+        self.path = path
+
+
+class QueryPicked(Message):
+    """A click on the image chose a query patch (patch-grid row, col)."""
+
+    def __init__(self, row: int, col: int) -> None:
+        super().__init__()
+        self.row = row
+        self.col = col
+
+
+class StageChosen(Message):
+    """The stage list's cursor moved to a stage."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name

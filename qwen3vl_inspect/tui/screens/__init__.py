@@ -1,0 +1,1 @@
+"""The screens: the inspector (stage list, picture, numbers) and the help overlay."""

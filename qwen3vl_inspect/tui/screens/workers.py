@@ -1,0 +1,129 @@
+"""The inspector's thread workers: build the model, step the encoder, compute maps, write files.
+
+Each runs in `@work(thread=True)` and talks to the screen only by posting messages; each checks
+cancellation between stages, and runs the torch call itself through `call_cancellable`, so a
+quitting app never waits for a model build or a long block.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.worker import WorkerState, get_current_worker
+
+from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.tracing import StageError
+from qwen3vl_inspect.tui import messages as msg
+from qwen3vl_inspect.tui.controller import Cancelled, Inspector, call_cancellable
+from qwen3vl_inspect.overlays import ViewSpec
+
+
+class EngineWorkers:
+    """Mixed into the inspector screen: needs `inspector`, `post_message` and `workers`."""
+
+    inspector: Inspector
+
+    @work(thread=True, exclusive=True, group="engine")
+    def load_and_run(self) -> None:
+        ins, worker = self.inspector, get_current_worker()
+        try:
+            call_cancellable(lambda: ins.load(lambda text: self.post_message(msg.LoadProgress(text))),
+                             lambda: worker.is_cancelled)
+        except Cancelled:
+            return
+        except InputError as exc:
+            self.post_message(msg.LoadFailed(str(exc)))
+            return
+        except Exception as exc:  # a checkpoint that fails late, out of memory: still one line
+            self.post_message(msg.LoadFailed(f"could not load --model {ins.model}: {type(exc).__name__}: {exc}"))
+            return
+        self.post_message(msg.ModelLoaded())
+        if not ins.step_mode:
+            self._advance(one=False)
+
+    @work(thread=True, exclusive=True, group="engine")
+    def advance(self, one: bool) -> None:
+        self._advance(one)
+
+    def _advance(self, one: bool) -> None:
+        """Compute stages until done, a breakpoint, a pause request, or (one=True) a single stage."""
+        ins, worker = self.inspector, get_current_worker()
+        while not worker.is_cancelled:
+            if not one and ins.pause_requested:
+                ins.pause_requested = False
+                self.post_message(msg.RunPaused("paused"))
+                return
+            name = ins.next_name()
+            if name is None:
+                self.post_message(msg.RunFinished())
+                return
+            self.post_message(msg.LoadProgress(f"computing {name} …"))
+            try:
+                result = call_cancellable(ins.step, lambda: worker.is_cancelled)
+            except Cancelled:
+                return
+            except StageError as exc:
+                self.post_message(msg.StageFailed(exc.stage, f"{type(exc.cause).__name__}: {exc.cause}"))
+                return
+            except Exception as exc:  # after the stage (e.g. locating a NaN): report, keep the UI
+                self.post_message(msg.StageFailed(name, f"{type(exc).__name__}: {exc}"))
+                return
+            if result is None:
+                self.post_message(msg.RunFinished())
+                return
+            self.post_message(msg.StageComputed(result.stage.name, result.first_nonfinite))
+            if ins.done:
+                self.post_message(msg.RunFinished())
+                return
+            if one or result.pause:
+                self.post_message(msg.RunPaused("breakpoint" if result.pause and not one else "step", result.stage.name))
+                return
+
+    def _engine_busy(self) -> bool:
+        return any(w.group == "engine" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+                   for w in self.workers)
+
+    @work(thread=True, exclusive=True, group="overlay")
+    def compute_overlay(self, spec: ViewSpec) -> None:
+        ins, worker = self.inspector, get_current_worker()
+        try:
+            result = call_cancellable(lambda: ins.overlay(spec), lambda: worker.is_cancelled)
+            self.post_message(msg.OverlayReady(result))
+        except Cancelled:
+            return
+        except Exception as exc:  # out of memory, a map over budget: shown in the view, the UI stays
+            self.post_message(msg.OverlayFailed(spec, f"{type(exc).__name__}: {exc}"))
+
+    @work(thread=True, exclusive=True, group="summary")
+    def compute_summary(self, layer: int) -> None:
+        ins, worker = self.inspector, get_current_worker()
+        try:
+            summary = call_cancellable(lambda: ins.head_summary(layer), lambda: worker.is_cancelled)
+        except Cancelled:
+            return
+        except Exception as exc:
+            summary = {"error": f"{type(exc).__name__}: {exc}"}
+        self.post_message(msg.SummaryReady(layer, summary))
+
+    @work(thread=True, exclusive=True, group="prefetch")
+    def prefetch(self, layers: list[int]) -> None:
+        """Neighbour blocks' maps, computed while the user looks at this one."""
+        ins, worker = self.inspector, get_current_worker()
+        for layer in layers:
+            if worker.is_cancelled:
+                return
+            try:
+                call_cancellable(lambda: ins.prefetch(layer), lambda: worker.is_cancelled)
+            except Exception:  # Cancelled, or a map over budget: the view will say so if it is opened
+                return
+
+    @work(thread=True, group="files")
+    def write_file(self, what: str, spec: ViewSpec | None) -> None:
+        ins, worker = self.inspector, get_current_worker()
+        try:
+            write = (lambda: ins.save_png(spec)) if what == "PNG" else ins.export_json
+            path = call_cancellable(write, lambda: worker.is_cancelled)
+            self.post_message(msg.FileWritten(what, str(path)))
+        except Cancelled:
+            return
+        except Exception as exc:
+            self.post_message(msg.FileWritten(what, f"failed: {type(exc).__name__}: {exc}"))

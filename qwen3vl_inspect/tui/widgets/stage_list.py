@@ -1,0 +1,94 @@
+"""The list of stages, in the encoder's order; a block opens into its six steps.
+
+Each row says where that stage stands: · not computed, ✓ computed, ✗ failed or NaN/Inf (red),
+● a breakpoint, ▸ the stage being computed now, ◆ a block whose output feeds a DeepStack merger.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from qwen3vl_inspect.tracing import SUBSTAGES
+from qwen3vl_inspect.tui.controller import DONE, FAILED, NONFINITE, Inspector, layer_of
+from qwen3vl_inspect.tui.messages import StageChosen
+
+GLYPHS = {DONE: ("✓", "green"), NONFINITE: ("✗", "bold red"), FAILED: ("✗", "bold red")}
+
+
+class StageList(Tree[str]):
+    """Attributes down: `rebuild(inspector)` and `refresh_labels(inspector)`; up: `StageChosen`."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("stages", **kwargs)
+        self.show_root = False
+        self.guide_depth = 2
+        self.auto_expand = True
+        self._stage_nodes: dict[str, TreeNode[str]] = {}
+        self._stage_labels: dict[str, Text] = {}
+        self._stage_names: list[str] = []
+
+    def rebuild(self, inspector: Inspector) -> None:
+        """Fill the list from the stage plan (known from the config before the model is built)."""
+        if inspector.names == self._stage_names:
+            return self.refresh_labels(inspector)
+        self.clear()
+        self._stage_nodes.clear()
+        self._stage_labels.clear()
+        self._stage_names = list(inspector.names)
+        for name in self._stage_names:
+            if layer_of(name) is not None:
+                node = self.root.add("", data=name, expand=False)
+                for sub in SUBSTAGES:
+                    self._stage_nodes[f"{name}.{sub}"] = node.add_leaf("", data=f"{name}.{sub}")
+            else:
+                node = self.root.add_leaf("", data=name)
+            self._stage_nodes[name] = node
+        self.refresh_labels(inspector)
+
+    def label_for(self, inspector: Inspector, name: str, running: str | None) -> Text:
+        status = inspector.status(name)
+        text = Text()
+        text.append("●" if name in inspector.breakpoints else " ", style="bold red")
+        if name == running:
+            text.append("▸ ", style="bold yellow")
+        else:
+            glyph, style = GLYPHS.get(status, ("·", "dim"))
+            text.append(glyph + " ", style=style)
+        title = inspector.title(name)
+        if name.startswith("deepstack."):
+            title = f"DeepStack merger {name.split('.')[1]}"  # it follows its block, which carries the same ◆
+        if layer_of(name) is not None and name.count(".") == 2:
+            title = title.split(" · ")[-1]  # a step under its block: "attention", not "block 3 · attention"
+        bad = status in (NONFINITE, FAILED)
+        text.append(title, style="bold red" if bad else "" if status == DONE or name == running else "dim")
+        layer = layer_of(name)
+        tapped = name.count(".") == 1 and layer is not None and layer in inspector.config.deepstack_visual_indexes
+        if tapped or name.startswith("deepstack."):
+            text.append(" ◆", style="magenta")
+        return text
+
+    def refresh_labels(self, inspector: Inspector) -> None:
+        running = inspector.next_name() if inspector.activity.startswith("computing") else None
+        for name, node in self._stage_nodes.items():
+            label = self.label_for(inspector, name, running)
+            if self._stage_labels.get(name) != label:
+                self._stage_labels[name] = label
+                node.set_label(label)
+
+    def go_to(self, name: str) -> None:
+        """Put the cursor on a stage, opening its block if it is one of a block's steps."""
+        node = self._stage_nodes.get(name)
+        if node is None:
+            return
+        if node.parent is not None and node.parent is not self.root and not node.parent.is_expanded:
+            node.parent.expand()
+            self.call_after_refresh(self.move_cursor, node)
+        else:
+            self.move_cursor(node)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[str]) -> None:
+        event.stop()
+        if event.node.data is not None:
+            self.post_message(StageChosen(event.node.data))
