@@ -19,7 +19,7 @@ from rich.console import Console
 
 from qwen3vl_inspect.errors import InputError
 
-DEFAULT_MODEL = "qwen3-vl-2b"
+DEFAULT_MODEL = "demo"
 DTYPES = ("float32", "bfloat16", "float16")
 COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion")
 EXIT_NONFINITE = 3

@@ -206,3 +206,26 @@ def preset_names() -> list[str]:
 
 def is_preset_name(name: str) -> bool:
     return str(name).lower() in preset_names()
+
+
+def checkpoint_folder(name: str | Path) -> Path | None:
+    """The folder `--model NAME` means, or None when NAME is a preset.
+
+    A folder wins unless NAME is also a preset name and the folder has no config.json: running
+    from the repository, `demo` is the preset, not the `demo/` scripts folder.
+    """
+    path = Path(name).expanduser()
+    if not path.is_dir():
+        return None
+    if is_preset_name(str(name)) and not (path / "config.json").is_file():
+        return None
+    return path
+
+
+def weights_label(name: str | Path) -> str:
+    """How `--model NAME`'s weights are described before they are loaded (the encoder says it after)."""
+    folder = checkpoint_folder(name)
+    if folder is not None:
+        return str(folder)
+    key = str(name).lower()
+    return SHIPPED_WEIGHTS[key][1] if key in SHIPPED_WEIGHTS else "random weights"

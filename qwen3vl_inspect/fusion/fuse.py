@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from qwen3vl_inspect.config import checkpoint_folder
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.fusion import placeholders
 from qwen3vl_inspect.fusion.deepstack import deepstack_plan
@@ -60,8 +61,7 @@ def fuse(
     grid = _grid(grid_thw if grid_thw is not None else getattr(vision_output, "grid_thw", None))
     kinds = _media(media, len(grid))
     side = text_side_for(checkpoint)
-    folder = Path(str(checkpoint)).expanduser() if checkpoint is not None else None
-    folder = folder if folder is not None and folder.is_dir() else None  # a preset name or None: no folder
+    folder = checkpoint_folder(checkpoint) if checkpoint is not None else None  # None for a preset name
     merge = side.spatial_merge_size
     counts = placeholders.merged_counts(grid.tolist(), merge)
     if sum(counts) != features.shape[0]:
@@ -125,7 +125,7 @@ def fuse_trace(tr: "Trace", text: str = DEFAULT_TEXT, checkpoint: str | Path | N
     tr.run()
     if checkpoint is None:
         source = tr.encoder.weights_source
-        checkpoint = source if Path(source).is_dir() else (tr.config.source if tr.config.is_preset else None)
+        checkpoint = source if checkpoint_folder(source) is not None else (tr.config.source if tr.config.is_preset else None)
     kwargs.setdefault("media", ["video" if isinstance(image, list) else "image" for image in tr.inputs.images])
     return fuse(tr.output(), tr.grid_thw, text=text, checkpoint=checkpoint, **kwargs)
 

@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from qwen3vl_inspect.config import FULL_MODEL_TYPES, VISION_MODEL_TYPES, VisionConfig, is_preset_name, preset_names
+from qwen3vl_inspect.config import (
+    FULL_MODEL_TYPES,
+    VISION_MODEL_TYPES,
+    VisionConfig,
+    checkpoint_folder,
+    is_preset_name,
+    preset_names,
+)
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.fusion.tokens import SPECIAL_TOKENS
 
@@ -56,9 +63,9 @@ def text_side_for(checkpoint: str | Path | None) -> TextSide:
     if checkpoint is None:
         return TextSide(hidden_size=None, num_hidden_layers=None)
     name = str(checkpoint)
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return _from_folder(path)
+    folder = checkpoint_folder(name)
+    if folder is not None:
+        return _from_folder(folder)
     key = name.lower()
     if not is_preset_name(key):
         raise InputError(

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qwen3vl_inspect.config import PRESETS, SHIPPED_WEIGHTS, VisionConfig, preset_names
+from qwen3vl_inspect.config import PRESETS, SHIPPED_WEIGHTS, VisionConfig, checkpoint_folder, preset_names
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.model.layers import ATTENTION_IMPLEMENTATIONS, Block, PatchEmbed, PatchMerger, init_weights
 from qwen3vl_inspect.model.positions import PatchPositions, patch_positions, rotary_cos_sin
@@ -68,8 +68,9 @@ class VisionEncoder(nn.Module):
         """
         name = str(path_or_preset)
         path = Path(name).expanduser()
-        if path.is_dir():
-            return cls._from_folder(path, dtype, device, attn_implementation)
+        folder = checkpoint_folder(name)
+        if folder is not None:
+            return cls._from_folder(folder, dtype, device, attn_implementation)
         key = name.lower()
         if key in SHIPPED_WEIGHTS:
             folder, label = SHIPPED_WEIGHTS[key]

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from qwen3vl_inspect.config import VisionConfig, is_preset_name, preset_names
+from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, is_preset_name, preset_names
 from qwen3vl_inspect.errors import InputError
 
 
 def check_model(model: str) -> VisionConfig:
     """The vision config of a preset or checkpoint folder, reading headers only: fails fast on a bad path."""
     path = Path(model).expanduser()
-    if path.exists():
+    if path.exists() and not (is_preset_name(model) and checkpoint_folder(model) is None):
         if not path.is_dir():
             raise InputError(f"{model}: not a folder; --model takes a checkpoint folder or a preset name")
         from qwen3vl_inspect.model.checkpoint import describe_checkpoint

@@ -91,3 +91,13 @@ def test_from_pretrained_refuses_unknown_names_and_files(tmp_path):
     (tmp_path / "file.safetensors").write_bytes(b"")
     with pytest.raises(InputError, match="not a folder"):
         VisionEncoder.from_pretrained(tmp_path / "file.safetensors")
+
+
+def test_demo_preset_loads_the_shipped_weights_with_an_honest_label(tmp_path, monkeypatch):
+    (tmp_path / "demo").mkdir()  # a folder named like the preset, without config.json, must not shadow it
+    monkeypatch.chdir(tmp_path)
+    encoder = VisionEncoder.from_pretrained("demo")
+    assert encoder.weights_source == "demo weights trained on synthetic shapes — not Qwen's weights"
+    assert not encoder.has_random_weights and encoder.config.source == "demo"
+    assert next(encoder.parameters()).dtype == torch.float32  # shipped as fp16, run in fp32 by default
+    assert VisionConfig.preset("demo") == encoder.config
