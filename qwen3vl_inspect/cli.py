@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     tui = commands.add_parser("tui", help="the interactive walk-through (what a bare IMAGE runs)")
     _image_options(tui)
     tui.add_argument("--step", action="store_true", help="debugger-style: compute one stage per key press")
+    from qwen3vl_inspect.fusion.fuse import DEFAULT_TEXT
+
+    tui.add_argument("--text", default=DEFAULT_TEXT,
+                     help=f"the user's text after the image, for the fusion view (default {DEFAULT_TEXT!r})")
     trace = commands.add_parser("trace", help="run the encoder stage by stage and print every shape")
     _image_options(trace)
     trace.add_argument("--json", action="store_true", help="print the trace as JSON")

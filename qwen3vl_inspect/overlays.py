@@ -20,6 +20,7 @@ from qwen3vl_inspect.tracing import Trace
 # Kinds of view, by what the picture shows
 IMAGE, PATCHIFY, ROTARY, NORMS, ATTENTION, PENDING, FAILED = (
     "image", "patchify", "rotary", "norms", "attention", "pending", "failed")
+FUSION = "fusion"  # the merged-token grid of the language model's input (built by the TUI from a FusionResult)
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,15 @@ class Overlay:
     groups: int = 0  # shade alternate groups of groups×groups value cells (2: merge blocks); 0: none
     query: tuple[int, int] | None = None  # patch to outline (patch-grid row, col)
     notes: list[str] = field(default_factory=list)
+    query_span: int = 1  # the outline covers span×span patches from `query` (2: one merged token)
+    query_label: str = "query"  # what the caption calls the outlined patch(es)
 
     def _scaled_cells(self) -> np.ndarray:
         """Finite-mask of the cells the colour scale is fitted to: all but the query's own cell, whose
         weight (large in rollout, which adds the identity) would otherwise wash out every other patch."""
         keep = np.isfinite(self.values)
-        if self.query is not None and self.values.shape[0] > self.query[0] and self.values.shape[1] > self.query[1]:
+        if (self.query is not None and self.query_span == 1 and self.values.shape[0] > self.query[0]
+                and self.values.shape[1] > self.query[1]):
             others = keep.copy()
             others[self.query] = False
             if others.any():

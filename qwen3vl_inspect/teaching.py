@@ -62,6 +62,15 @@ TEXTS: dict[str, str] = {
         "language model's width: {n} patches → {merged} tokens of {out}. These are the tokens that replace "
         "the <|image_pad|> placeholders in the prompt."
     ),
+    "fusion": (
+        "Vision-to-text fusion: the chat prompt holds one <|image_pad|> per merged token ({merged} here, one "
+        "per 2×2 patch group, listed row by row over the {rows}×{cols} merged grid). The text tokens are "
+        "looked up in the language model's embedding table; the merger's {merged} outputs are written into "
+        "the pad positions in order. MRoPE gives every token a (t, h, w) position: text advances all three "
+        "together, an image's tokens share t and take their row and column as h and w, and the text after "
+        "the image resumes past its largest side. DeepStack then adds the tapped blocks' merged features "
+        "to the hidden states of the first text layers, at the image positions only."
+    ),
 }
 
 

@@ -12,17 +12,20 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from qwen3vl_inspect.config import VisionConfig
+from qwen3vl_inspect.fusion.fuse import DEFAULT_TEXT
 from qwen3vl_inspect.inputs.image import VisionInputs
-from qwen3vl_inspect.model.encoder import RANDOM_WEIGHTS, VisionEncoder
+from qwen3vl_inspect.config import checkpoint_folder, weights_label
+from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.tracing import Stage, StageError, Trace, trace
 from qwen3vl_inspect import overlays
 from qwen3vl_inspect.overlays import Overlay, ViewSpec
 from qwen3vl_inspect.tui.stages import (  # noqa: F401  (re-exported for widgets and tests)
+    FUSION,
     Cancelled,
     call_cancellable,
     known_stats,
@@ -31,6 +34,9 @@ from qwen3vl_inspect.tui.stages import (  # noqa: F401  (re-exported for widgets
     planned_title,
     top_level,
 )
+
+if TYPE_CHECKING:
+    from qwen3vl_inspect.fusion import FusionResult, TokenInfo
 
 PENDING, DONE, FAILED, NONFINITE = "pending", "done", "failed", "nonfinite"
 OVERLAY_CACHE = 64
@@ -47,15 +53,15 @@ class StepResult:
 
 class Inspector:
     def __init__(self, image_path: Path, inputs: VisionInputs, config: VisionConfig, model: str,
-                 device: str = "cpu", dtype: str = "float32", step: bool = False, out_dir: Path | None = None) -> None:
+                 device: str = "cpu", dtype: str = "float32", step: bool = False, out_dir: Path | None = None,
+                 text: str | None = None) -> None:
         self.image_path, self.inputs, self.config = Path(image_path), inputs, config
         self.model, self.device, self.dtype = model, device, dtype
         self.out_dir = Path.cwd() if out_dir is None else Path(out_dir)
         self.lock = threading.RLock()
         self.encoder: VisionEncoder | None = None
         self.trace: Trace | None = None
-        source = Path(model).expanduser()
-        self.weights = str(source) if source.is_dir() else RANDOM_WEIGHTS  # exact source once built
+        self.weights = weights_label(model)  # exact source once built
         self.activity = "starting"
         self.step_mode = step
         self.pause_requested = False
@@ -76,6 +82,13 @@ class Inspector:
         self._overlays: OrderedDict[ViewSpec, Overlay] = OrderedDict()
         self._matrices: OrderedDict[tuple, torch.Tensor] = OrderedDict()
         self._summaries: dict[int, dict[str, Any]] = {}
+        # the fusion view: the finished Trace's output in the language model's input, for the prompt `text`
+        self.text = DEFAULT_TEXT if text is None else text
+        self.fusion: FusionResult | None = None
+        self.fusion_error: str | None = None
+        self.fusion_started = False
+        self.merge = config.spatial_merge_size
+        self.token = (self.grid_h // self.merge // 2, self.grid_w // self.merge // 2)  # merged-grid (row, col)
 
     # ---- the run --------------------------------------------------------------------------------
 
@@ -86,15 +99,21 @@ class Inspector:
 
     @property
     def names(self) -> list[str]:
-        return self.trace.stage_names if self.trace is not None else planned_stage_names(self.config)
+        stages = self.trace.stage_names if self.trace is not None else planned_stage_names(self.config)
+        return [*stages, FUSION]
 
     @property
     def computed(self) -> int:
-        return 0 if self.trace is None else len(self.trace.stages)
+        return 0 if self.trace is None else len(self.trace.stages) + (self.fusion is not None)
 
     @property
     def done(self) -> bool:
         return self.trace is not None and self.trace.done
+
+    @property
+    def finished(self) -> bool:
+        """The encoder is done and its output fused (or the fusion failed): nothing left to compute."""
+        return self.done and (self.fusion is not None or self.fusion_error is not None)
 
     @property
     def failure(self) -> StageError | None:
@@ -102,21 +121,29 @@ class Inspector:
 
     def load(self, report: Callable[[str], None]) -> Trace:
         """Build or load the encoder and make the (lazy) Trace; `report` gets one line per step."""
-        source = Path(self.model).expanduser()
-        if source.is_dir():
+        source = checkpoint_folder(self.model)
+        if source is not None:
             from qwen3vl_inspect.model.checkpoint import describe_checkpoint
 
             about = describe_checkpoint(source)  # shard headers only
             report(f"reading {about['vision_tensors']} vision tensors ({about['vision_bytes'] / 2**20:.0f} MiB) "
                    f"from {len(about['vision_shards'])} of {about['total_shards']} shard(s) in {source.name}")
         else:
-            report(f"building the {self.model} preset ({self.config.depth} blocks, random weights)")
+            report(f"loading the {self.model} preset ({self.config.depth} blocks, {weights_label(self.model)})")
         encoder = VisionEncoder.from_pretrained(self.model, dtype=getattr(torch, self.dtype), device=torch.device(self.device))
         report("preparing the trace")
         traced = trace(encoder, self.inputs)
         with self.lock:
             self.encoder, self.trace, self.weights = encoder, traced, encoder.weights_source
         return traced
+
+    def fuse(self) -> "FusionResult":
+        """The finished Trace's output placed in the language model's input; call from a worker thread."""
+        from qwen3vl_inspect.fusion import fuse_trace
+
+        with self.lock:
+            self.fusion = fuse_trace(self.trace, text=self.text)
+        return self.fusion
 
     def next_name(self) -> str | None:
         if self.trace is None or self.trace.done or self.trace.failure is not None:
@@ -146,6 +173,8 @@ class Inspector:
     def status(self, name: str) -> str:
         if self.trace is None:
             return PENDING
+        if name == FUSION:
+            return DONE if self.fusion is not None else FAILED if self.fusion_error is not None else PENDING
         failure = self.trace.failure
         if failure is not None and top_level(name) == failure.stage:
             return FAILED
@@ -223,6 +252,19 @@ class Inspector:
         self.query = (min(max(row, 0), self.grid_h - 1), min(max(col, 0), self.grid_w - 1))
         self.received = False
 
+    def move_token(self, drow: int, dcol: int) -> None:
+        """Move the fusion view's selected image token on the merged grid (one 2×2 patch group per step)."""
+        self.set_token(self.token[0] + drow, self.token[1] + dcol)
+
+    def set_token(self, row: int, col: int) -> None:
+        rows, cols = self.grid_h // self.merge, self.grid_w // self.merge
+        self.token = (min(max(row, 0), rows - 1), min(max(col, 0), cols - 1))
+
+    def selected_token(self) -> "TokenInfo | None":
+        from qwen3vl_inspect.tui.fusion_view import token_at
+
+        return None if self.fusion is None else token_at(self.fusion, *self.token)
+
     # ---- views ------------------------------------------------------------------------------------
 
     def view_kind(self, name: str | None = None) -> str:
@@ -234,6 +276,8 @@ class Inspector:
             return overlays.FAILED
         if status == PENDING:
             return overlays.PENDING
+        if name == FUSION:
+            return overlays.FUSION
         fixed = {"input": overlays.IMAGE, "patchify": overlays.PATCHIFY, "rotary": overlays.ROTARY}
         if name in fixed:
             return fixed[name]
@@ -248,6 +292,8 @@ class Inspector:
 
     def view_spec(self) -> ViewSpec:
         kind = self.view_kind()
+        if kind == overlays.FUSION:  # the selected token by its top-left patch
+            return ViewSpec(self.selected, kind, query=(self.token[0] * self.merge, self.token[1] * self.merge))
         if kind != overlays.ATTENTION:
             return ViewSpec(self.selected, kind)
         return ViewSpec(self.selected, kind, layer_of(self.selected), None if self.rollout else self.head,
@@ -263,6 +309,12 @@ class Inspector:
             found = self._overlays.get(spec)
             if found is not None:
                 self._overlays.move_to_end(spec)
+            elif spec.kind == overlays.FUSION and self.fusion is not None:  # a few numbers: drawn right here
+                from qwen3vl_inspect.tui.fusion_view import fusion_overlay
+
+                found = self._overlays[spec] = fusion_overlay(self.fusion, spec)
+                while len(self._overlays) > OVERLAY_CACHE:
+                    self._overlays.popitem(last=False)
             return found
 
     def overlay(self, spec: ViewSpec) -> Overlay:

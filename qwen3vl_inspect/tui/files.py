@@ -26,8 +26,11 @@ def free_path(folder: Path, stem: str, suffix: str) -> Path:
 
 
 def png_name(inspector: "Inspector", spec: ViewSpec) -> str:
-    """`demo-blocks.3-h5-q4_7`: image, stage, and for attention the head (or mean/rollout) and query."""
+    """`demo-blocks.3-h5-q4_7`: image, stage, and for attention the head (or mean/rollout) and query;
+    `demo-fusion-seq58`: the fusion view and its selected token's sequence index."""
     parts = [inspector.image_path.stem, spec.stage]
+    if spec.kind == overlays.FUSION and inspector.fusion is not None:
+        parts.append(f"seq{inspector.selected_token().index}")
     if spec.kind == overlays.ATTENTION:
         parts.append("rollout" if spec.rollout else "mean" if spec.head is None else f"h{spec.head}")
         parts.append("received" if spec.query is None else f"q{spec.query[0]}_{spec.query[1]}")
@@ -46,8 +49,13 @@ def save_png(inspector: "Inspector", spec: ViewSpec, shown: Overlay | None) -> P
     path = free_path(inspector.out_dir, png_name(inspector, spec), ".png")
     what = shown.what if shown is not None else "not computed"
     title = f"{inspector.image_path.name} · {inspector.title(spec.stage)}: {what}\n{inspector.weights}"
+    if shown is not None and spec.kind == overlays.FUSION:
+        title += "\n" + "\n".join(shown.notes)
     if shown is not None and shown.values is not None:
-        figure = overlay_figure(inspector.image, shown.values, title=title, query=shown.query)
+        query = shown.query
+        if query is not None and shown.query_span > 1:  # the values are on the coarser (merged) grid
+            query = (query[0] // shown.query_span, query[1] // shown.query_span)
+        figure = overlay_figure(inspector.image, shown.values, title=title, query=query)
     else:
         picture = inspector.image.convert("RGB")
         if shown is not None and shown.colours is not None:

@@ -33,7 +33,8 @@ KEYS: tuple[Key, ...] = (
     Key("m", "toggle_mean", "mean", "mean of all heads ↔ the chosen head", "m", "Attention"),
     Key("r", "toggle_rollout", "rollout", "attention rollout from block 0 up to this block", "r", "Attention"),
     Key("v", "toggle_received", "received", "attention received by each patch (column mean) ↔ one query", "v", "Attention"),
-    Key("h", "move_query(0,-1)", "", "move the query patch (h j k l; arrows when the image has focus; or click)",
+    Key("h", "move_query(0,-1)", "", "move the query patch, or the fusion view's image token "
+        "(h j k l; arrows when the image has focus; or click)",
         "h j k l ←↓↑→", "Attention", footer=False),
     Key("j", "move_query(1,0)", "", "", "", "Attention", footer=False),
     Key("k", "move_query(-1,0)", "", "", "", "Attention", footer=False),

@@ -59,7 +59,7 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     from qwen3vl_inspect.tui.controller import Inspector
 
     inspector = Inspector(image_path(args), inputs, config, args.model, args.device, args.dtype,
-                          step=getattr(args, "step", False), out_dir=out_dir)
+                          step=getattr(args, "step", False), out_dir=out_dir, text=getattr(args, "text", None))
     return InspectApp(inspector, show_timings=show_timings, colors=colors)
 
 

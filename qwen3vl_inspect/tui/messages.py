@@ -82,6 +82,16 @@ class SummaryReady(Message):
         self.summary = summary
 
 
+class FusionReady(Message):
+    """The finished run's output is fused into the language model's input (`Inspector.fusion`)."""
+
+
+class FusionFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
 class FileWritten(Message):
     def __init__(self, what: str, path: str) -> None:
         super().__init__()
@@ -90,7 +100,7 @@ class FileWritten(Message):
 
 
 class QueryPicked(Message):
-    """A click on the image chose a query patch (patch-grid row, col)."""
+    """A click on the image chose a query patch (patch-grid row, col), or the fusion view's token there."""
 
     def __init__(self, row: int, col: int) -> None:
         super().__init__()

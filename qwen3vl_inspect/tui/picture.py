@@ -90,10 +90,11 @@ def _shade_groups(shape: tuple[int, int], groups: int, cols: int, px_rows: int) 
     return np.where((gy[:, None] + gx[None, :]) % 2 == 1, SHADE, 1.0)
 
 
-def _query_mask(query: tuple[int, int], grid: tuple[int, int], cols: int, px_rows: int) -> np.ndarray:
-    """Pixels that outline the query patch: a ring when a patch is ≥ 3 pixels, else the whole patch."""
+def _query_mask(query: tuple[int, int], grid: tuple[int, int], cols: int, px_rows: int, span: int = 1) -> np.ndarray:
+    """Pixels that outline the query's span×span patches: a ring when they are ≥ 3 pixels, else all of them."""
     ys, xs = _cell_index(grid, cols, px_rows)
-    inside = (ys[:, None] == query[0]) & (xs[None, :] == query[1])
+    inside = ((ys[:, None] >= query[0]) & (ys[:, None] < query[0] + span)
+              & (xs[None, :] >= query[1]) & (xs[None, :] < query[1] + span))
     if not inside.any():
         return inside
     rows_in, cols_in = np.nonzero(inside)
@@ -137,7 +138,7 @@ def compose(image: Image.Image, overlay: Overlay | None, where: Fit, grid: tuple
             pixels = pixels * shade[..., None]
         pixels = np.clip(pixels, 0, 255).astype(np.uint8)
     if overlay is not None and overlay.query is not None and show:
-        mask = _query_mask(overlay.query, grid, cols, px_rows)
+        mask = _query_mask(overlay.query, grid, cols, px_rows, overlay.query_span)
         pixels = pixels.copy()
         pixels[mask] = (QUERY_16 if max(palette) < 16 else QUERY_256) if pixels.ndim == 2 else QUERY_RGB
     return HalfBlock(pixels)

@@ -12,6 +12,8 @@ from qwen3vl_inspect.probe.tensors import TensorStats
 from qwen3vl_inspect.stage import Stage
 from qwen3vl_inspect.tracing import SUBSTAGE_TITLES, stage_names_for
 
+FUSION = "fusion"  # the last entry of the list: a view over the finished Trace, not one of its stages
+
 
 class Cancelled(Exception):
     """The worker that asked for this call was cancelled; its result is not wanted any more."""
@@ -49,7 +51,8 @@ def planned_stage_names(config: VisionConfig) -> list[str]:
 
 def planned_title(name: str, config: VisionConfig) -> str:
     fixed = {"input": "input & resize", "patchify": "patchify", "patch_embed": "patch embedding",
-             "pos_embed": "position embedding", "rotary": "rotary embedding", "merger": "patch merger"}
+             "pos_embed": "position embedding", "rotary": "rotary embedding", "merger": "patch merger",
+             FUSION: "vision-to-text fusion"}
     if name in fixed:
         return fixed[name]
     parts = name.split(".")

@@ -42,10 +42,12 @@ def test_step_through_every_stage(make_app):
                 await pilot.press("n")
                 await until(pilot, lambda: view_ready(app), what=f"the view after {seen[-1]}")
                 seen.append(ins.selected)
-            assert seen == ins.trace.stage_names  # n walks the list in the encoder's order
-            assert ins.view_kind() == "norms" and "merged token" in text_of(app.screen.query_one(ViewCaption))
+            assert seen == ins.names == [*ins.trace.stage_names, "fusion"]  # the encoder's order, then the fusion
+            assert ins.view_kind() == "fusion"
             await pilot.press("p")
-            assert ins.selected == ins.names[-2]
+            assert ins.selected == ins.names[-2] == "merger"
+            await until(pilot, lambda: view_ready(app), what="the merger")
+            assert ins.view_kind() == "norms" and "merged token" in text_of(app.screen.query_one(ViewCaption))
             assert "DONE" in text_of(app.screen.query_one(RunStatus))
 
     asyncio.run(scenario())
@@ -296,3 +298,56 @@ def test_below_80x24_a_clear_message(make_app):
             assert not app.screen.query_one(TooSmall).display
 
     asyncio.run(scenario())
+
+
+def test_the_fusion_view(make_app, tmp_path):
+    """The last entry: the prompt with the image's pads collapsed, position ids, DeepStack plan, and the
+    selected merged token moved by keys and by a click, then saved as a PNG."""
+    from qwen3vl_inspect.tui.widgets.stage_info import StageInfo
+
+    async def scenario():
+        app = make_app(text="What is in the picture?")
+        async with app.run_test(size=SIZE) as pilot:
+            await run_done(pilot)
+            ins = app.inspector
+            assert ins.names[-2:] == ["merger", "fusion"] and ins.computed == len(ins.names) == 13
+            assert "13/13" in text_of(app.screen.query_one(RunStatus))
+            await pilot.press("G")  # the last entry
+            await until(pilot, lambda: view_ready(app), what="the fusion view")
+            assert ins.selected == "fusion" and ins.view_kind() == "fusion"
+            panel = text_of(app.screen.query_one(StageInfo))
+            assert "<|vision_start|> <|image_pad|>×108 <|vision_end|> What is in the picture?" in panel
+            assert "random stand-in" in panel and "random stand-in" in text_of(app.screen.query_one(ViewCaption))
+            assert "4…111" in panel and "4…12" in panel and "4…15" in panel  # the image run: t, h range, w range
+            assert "deepstack.0" in panel and "deepstack.1" in panel
+            # the selected token: centre of the 9×12 merged grid, token 54 = sequence index 4 + 54
+            assert ins.token == (4, 6)
+            assert "sequence index 58" in panel and "(t, h, w) = (4, 8, 10)" in panel
+            assert "seq 58 (t,h,w)=(4,8,10)" in text_of(app.screen.query_one(ViewCaption))
+            overlay = app.screen.query_one(ImageView).overlay
+            assert overlay.values.shape == (9, 12) and overlay.query == (8, 12) and overlay.query_span == 2
+            await pilot.press("l", "l", "k")  # keys move by one merged token
+            assert ins.token == (3, 8)
+            await until(pilot, lambda: view_ready(app), what="the moved token")
+            panel = text_of(app.screen.query_one(StageInfo))
+            assert "sequence index 48" in panel and "(t, h, w) = (4, 7, 12)" in panel
+            image = app.screen.query_one(ImageView)
+            image.focus()
+            await pilot.press("down", "left")  # arrows too, once the image has the focus
+            assert ins.token == (4, 7) and ins.selected == "fusion"
+            fit = image._fit
+            k = fit.patch_px
+            left = (image.content_size.width - fit.cols) // 2
+            await pilot.click(ImageView, offset=(left + 23 * k, (17 * k) // 2))  # patch (17, 23): the last token
+            assert ins.token == (8, 11)
+            await until(pilot, lambda: view_ready(app), what="the clicked token")
+            assert "sequence index 111" in text_of(app.screen.query_one(StageInfo))
+            await pilot.press("s")
+            await until(pilot, lambda: "saved PNG" in ins.activity, what="the PNG")
+
+    asyncio.run(scenario())
+    png = tmp_path / "demo-fusion-seq111.png"
+    from PIL import Image
+
+    with Image.open(png) as picture:
+        assert picture.width > 300

@@ -82,7 +82,7 @@ def test_the_real_command_in_tmux(terminal, tmp_path):
     term = terminal("--model tiny")
     screen = term.wait_for("DONE")
     for text in ("demo.png", "tiny", "random weights", "18×24=432 patches", "input & resize", "block 3",
-                 "patch merger", "q quit", "12/12"):
+                 "patch merger", "vision-to-text fusion", "q quit", "13/13"):  # 12 encoder stages + the fusion
         assert text in screen, text
     assert screen.count("▀") > 200  # the picture, in half blocks
     assert "\x1b[38;5;" in term.screen(colours=True) or "\x1b[38;2;" in term.screen(colours=True)
@@ -101,6 +101,14 @@ def test_the_real_command_in_tmux(terminal, tmp_path):
     term.wait_for("qwen3vl-inspect · keys")
     term.keys("Escape")
     term.wait_gone("qwen3vl-inspect · keys")
+
+    term.keys("G")  # the last entry: the merger's tokens in the language model's input
+    for text in ("<|image_pad|>×108 <|vision_end|>", "random stand-in", "4…111 <|image_pad|>×108  4 4…12 4…15",
+                 "▣ seq 58 (t,h,w)=(4,8,10)", "position id (t, h, w) = (4, 8, 10)"):
+        term.wait_for(text)  # (one by one: a capture can fall between two halves of a redraw)
+    term.keys("l")  # the next merged token
+    term.wait_for("position id (t, h, w) = (4, 8, 11)")
+    term.keys("g", *"nnnnn")
 
     term.resize(70, 20)
     screen = term.wait_for("Terminal too small")

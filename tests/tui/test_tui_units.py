@@ -140,6 +140,32 @@ def test_breakpoint_pauses_after_its_stage(inspector):
     assert ins.next_name() == "blocks.2"
 
 
+def test_the_fusion_is_the_last_entry(inspector):
+    """After the merger: the list's last entry, computed from the finished Trace; its token moves on the merged grid."""
+    ins = inspector
+    assert ins.names[-1] == "fusion" and ins.names[:-1] == ins.trace.stage_names
+    assert ins.status("fusion") == "pending" and ins.title("fusion") == "vision-to-text fusion"
+    ins.trace.run()
+    assert not ins.finished and ins.computed == len(ins.names) - 1
+    result = ins.fuse()
+    assert ins.finished and ins.computed == len(ins.names) and ins.status("fusion") == "done"
+    ins.select("fusion")
+    ins.move_token(-100, 100)
+    assert ins.token == (0, 11)  # clamped to the 9×12 merged grid
+    spec = ins.view_spec()
+    assert spec.kind == "fusion" and spec.query == (0, 22)
+    overlay = ins.cached_overlay(spec)
+    assert overlay.values.shape == (9, 12) and overlay.values[0, 0] == 4 and overlay.values[8, 11] == 111
+    token = ins.selected_token()
+    assert token.index == 15 and token.position == (4, 4, 15) and result.tokens[15] is token
+    from qwen3vl_inspect.tui.picture import compose, fit
+
+    where = fit(18, 24, 72, 27)  # 3 pixels per patch: the token's 2×2 patches are 6×6 pixels, outlined
+    picture = compose(ins.image, overlay, where, (18, 24))
+    ring = (picture.pixels == (0, 255, 255)).all(-1)
+    assert ring[0, 66:72].all() and ring[5, 66:72].all() and not ring[2:4, 68:70].any() and ring.sum() == 20
+
+
 # ---- before the UI starts -------------------------------------------------------------------------------
 
 def test_bad_image_fails_before_the_ui(tmp_path):
@@ -175,6 +201,8 @@ def test_the_tui_subcommand_parses_its_options():
 
     args = build_parser().parse_args(["tui", "photo.jpg", "--model", "tiny", "--step", "--max-pixels", "200000"])
     assert (args.command, args.image, args.model, args.step, args.max_pixels) == ("tui", "photo.jpg", "tiny", True, 200000)
+    assert args.text == "Describe this image."
+    assert build_parser().parse_args(["tui", "--text", "Where is the cat?"]).text == "Where is the cat?"
 
 
 def test_the_command_line_does_not_import_textual():

@@ -34,4 +34,5 @@ def view_ready(app) -> bool:
 
 
 async def run_done(pilot) -> None:
-    await until(pilot, lambda: pilot.app.inspector.done, what="the encoder run to finish")
+    """The encoder has run and its output is fused into the text sequence (the list's last entry)."""
+    await until(pilot, lambda: pilot.app.inspector.finished, what="the encoder run and the fusion to finish")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qwen3vl_inspect.cli import DEFAULT_MODEL
-from qwen3vl_inspect.config import PRESETS, VisionConfig
+from qwen3vl_inspect.config import VisionConfig, checkpoint_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 VSCODE = ROOT / ".vscode"
@@ -25,15 +25,8 @@ def default_stage_names() -> list[str]:
     """Stage and block sub-stage names of the default model, from its config alone (nothing is built)."""
     from qwen3vl_inspect.tracing import SUBSTAGES
 
-    path = Path(DEFAULT_MODEL)
-    if path.is_dir():
-        config = VisionConfig.from_json(path / "config.json")
-    elif DEFAULT_MODEL in PRESETS:
-        config = VisionConfig.preset(DEFAULT_MODEL)
-    else:  # a name resolved by the loader itself (e.g. shipped weights): ask it
-        from qwen3vl_inspect import VisionEncoder
-
-        config = VisionEncoder.from_pretrained(DEFAULT_MODEL).config
+    folder = checkpoint_folder(DEFAULT_MODEL)
+    config = VisionConfig.from_json(folder / "config.json") if folder is not None else VisionConfig.preset(DEFAULT_MODEL)
     names = ["input", "patchify", "patch_embed", "pos_embed", "rotary", "merger"]
     names += [f"deepstack.{k}" for k in range(len(config.deepstack_visual_indexes))]
     for layer in range(config.depth):

@@ -17,11 +17,15 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from qwen3vl_inspect import overlays
+from qwen3vl_inspect.config import checkpoint_folder
 from qwen3vl_inspect.tui import keys
 from qwen3vl_inspect.tui import messages as msg
-from qwen3vl_inspect.tui.controller import Inspector
+from qwen3vl_inspect.tui.controller import FUSION, Inspector
 from qwen3vl_inspect.overlays import ViewSpec
 from qwen3vl_inspect.tui.screens.help_screen import HelpScreen
+from qwen3vl_inspect.teaching import explain
+from qwen3vl_inspect.tui.fusion_panel import panel as fusion_panel
+from qwen3vl_inspect.tui.fusion_view import image_tokens, merged_grid
 from qwen3vl_inspect.tui.screens.workers import EngineWorkers
 from qwen3vl_inspect.tui.widgets.head_table import HeadTable
 from qwen3vl_inspect.tui.widgets.image_view import ImageView
@@ -33,7 +37,7 @@ from qwen3vl_inspect.tui.widgets.too_small import MIN_HEIGHT, MIN_WIDTH, TooSmal
 from qwen3vl_inspect.tui.widgets.view_caption import ViewCaption
 
 START_DELAY = 0.15  # seconds between the first frame and starting to build the model
-ATTENTION_ACTIONS = {"head", "toggle_mean", "toggle_rollout", "toggle_received", "move_query"}
+ATTENTION_ACTIONS = {"head", "toggle_mean", "toggle_rollout", "toggle_received"}
 
 
 class InspectScreen(EngineWorkers, Screen):
@@ -135,7 +139,21 @@ class InspectScreen(EngineWorkers, Screen):
     def on_run_finished(self, message: msg.RunFinished) -> None:
         ins = self.inspector
         ins.paused_at = None
-        ins.activity = f"all {len(ins.names)} stages computed"
+        if ins.done and not ins.fusion_started:  # the merger's output is complete: place it in the text
+            ins.fusion_started = True
+            ins.activity = "fusing the image tokens into the text sequence …"
+            self.compute_fusion()
+        elif ins.finished:
+            ins.activity = f"all {len(ins.names)} stages computed"
+        self.sync()
+
+    def on_fusion_ready(self, message: msg.FusionReady) -> None:
+        self.inspector.activity = f"all {len(self.inspector.names)} stages computed"
+        self.sync()
+
+    def on_fusion_failed(self, message: msg.FusionFailed) -> None:
+        self.inspector.activity = f"fusion failed: {message.error}"
+        self.notify(f"vision-to-text fusion failed: {message.error}", severity="error", timeout=10)
         self.sync()
 
     def on_overlay_ready(self, message: msg.OverlayReady) -> None:
@@ -171,7 +189,11 @@ class InspectScreen(EngineWorkers, Screen):
 
     @on(msg.QueryPicked)
     def _query_picked(self, message: msg.QueryPicked) -> None:
-        self.inspector.set_query(message.row, message.col)
+        ins = self.inspector
+        if ins.view_kind() == overlays.FUSION:
+            ins.set_token(message.row // ins.merge, message.col // ins.merge)
+        else:
+            ins.set_query(message.row, message.col)
         self.query_one(ImageView).focus()
         self.refresh_view()
 
@@ -182,9 +204,9 @@ class InspectScreen(EngineWorkers, Screen):
         height, width = ins.inputs.original_sizes[0]
         sizes = f"{width}×{height}→{ins.image.width}×{ins.image.height}"
         grid = f"{ins.grid_h}×{ins.grid_w}={ins.grid_h * ins.grid_w} patches"
-        folder = Path(ins.model).expanduser()
+        folder = checkpoint_folder(ins.model)
         model, weights = ins.model, ins.weights
-        if folder.is_dir():  # a checkpoint: its folder name, and say where the weights come from once
+        if folder is not None:  # a checkpoint: its folder name, and say where the weights come from once
             model = folder.name or str(folder)
             weights = "weights from the checkpoint" if weights == str(folder) else weights
         self.query_one(RunHeader).show(ins.image_path.name, sizes, grid, model, weights, ins.dtype, ins.device)
@@ -195,8 +217,10 @@ class InspectScreen(EngineWorkers, Screen):
             return "FAILED"
         if ins.trace is None:
             return "LOADING"
-        if ins.done:
+        if ins.finished:
             return "DONE"
+        if ins.done:  # fusing the output
+            return "RUN"
         if ins.paused_at is not None:
             return "PAUSED"
         return "STEP" if ins.step_mode else "RUN"
@@ -221,10 +245,13 @@ class InspectScreen(EngineWorkers, Screen):
             failed = spec.kind == overlays.FAILED
             how = ("press space to compute the next stage, c to run on" if ins.step_mode or ins.paused_at
                    else "it appears as soon as the encoder reaches it")
-            note = f"failed: {ins.failure.cause}" if failed and ins.failure else f"not computed yet — {how}"
+            if spec.stage == FUSION:
+                how = "it is computed as soon as the patch merger is"
+            cause = ins.fusion_error if spec.stage == FUSION else ins.failure.cause if ins.failure else None
+            note = f"failed: {cause}" if failed else f"not computed yet — {how}"
             image.show(None, dim=True, message="failed" if failed else "not computed yet")
             caption.show(title, None, image.palette, note)
-            info.show_message(title, [note] if not failed else [f"stage {spec.stage} failed:", str(ins.failure.cause),
+            info.show_message(title, [note] if not failed else [f"stage {spec.stage} failed:", str(cause),
                                                                "Every stage before it is kept and can be opened."])
             self._refresh_footer()
             return
@@ -242,7 +269,9 @@ class InspectScreen(EngineWorkers, Screen):
             if spec != self._pending_spec:
                 self._pending_spec = spec
                 self.compute_overlay(spec)
-        if stage is not None:
+        if spec.kind == overlays.FUSION:
+            self._show_fusion()
+        elif stage is not None:
             info.show_stage(stage, shown, ins.nonfinite)
         else:
             info.show_message(title, [f"{ins.image_path.name} was resized to {ins.image.width}×{ins.image.height}: "
@@ -259,10 +288,19 @@ class InspectScreen(EngineWorkers, Screen):
                 self.prefetch(ahead)
         self._refresh_footer()
 
+    def _show_fusion(self) -> None:
+        """The fusion view's numbers (sequence, position ids, DeepStack plan, selected token) in the stage panel."""
+        ins = self.inspector
+        token = ins.selected_token()
+        rows, cols = merged_grid(ins.fusion)
+        explanation = explain("fusion", merged=len(image_tokens(ins.fusion)), rows=rows, cols=cols)
+        parts = fusion_panel(ins.fusion, token, explanation)
+        self.query_one(StageInfo).show_parts((id(ins.fusion), token.index), parts)
+
     def _refresh_footer(self) -> None:
         """Rebuild the footer's keys only when the set of usable keys changed (it is the costly part of a redraw)."""
         ins = self.inspector
-        state = (ins.can_attend(), ins.selected.startswith("blocks."), ins.trace is not None)
+        state = (ins.can_attend(), ins.selected.startswith("blocks."), ins.trace is not None, ins.selected == FUSION)
         if state != self._bindings_state:
             self._bindings_state = state
             self.refresh_bindings()
@@ -272,6 +310,10 @@ class InspectScreen(EngineWorkers, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ATTENTION_ACTIONS:
             return self.inspector.can_attend()
+        if action == "move_query":  # an attention query, or the fusion view's selected token
+            return self.inspector.can_attend() or self.inspector.view_kind() == overlays.FUSION
+        if action == "toggle_breakpoint":  # the fusion follows the merger by itself: nothing to stop at
+            return self.inspector.selected != FUSION
         if action == "toggle_norms":
             return self.inspector.selected.startswith("blocks.")
         if action in ("save_png", "export_json"):
@@ -313,7 +355,10 @@ class InspectScreen(EngineWorkers, Screen):
         self.refresh_view()
 
     def action_move_query(self, drow: int, dcol: int) -> None:
-        self.inspector.move_query(drow, dcol)
+        if self.inspector.view_kind() == overlays.FUSION:
+            self.inspector.move_token(drow, dcol)
+        else:
+            self.inspector.move_query(drow, dcol)
         self.refresh_view()
 
     def action_toggle_norms(self) -> None:

@@ -1,4 +1,4 @@
-"""The inspector's thread workers: build the model, step the encoder, compute maps, write files.
+"""The inspector's thread workers: build the model, step the encoder, compute maps, fuse, write files.
 
 Each runs in `@work(thread=True)` and talks to the screen only by posting messages; each checks
 cancellation between stages, and runs the torch call itself through `call_cancellable`, so a
@@ -115,6 +115,20 @@ class EngineWorkers:
                 call_cancellable(lambda: ins.prefetch(layer), lambda: worker.is_cancelled)
             except Exception:  # Cancelled, or a map over budget: the view will say so if it is opened
                 return
+
+    @work(thread=True, exclusive=True, group="fusion")
+    def compute_fusion(self) -> None:
+        """Tokens, embeddings, position ids and DeepStack plan of the finished run (the last list entry)."""
+        ins, worker = self.inspector, get_current_worker()
+        try:
+            call_cancellable(ins.fuse, lambda: worker.is_cancelled)
+        except Cancelled:
+            return
+        except Exception as exc:  # InputError (a prompt the model can't take), a missing tokenizer: shown in the view
+            ins.fusion_error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError) else str(exc)
+            self.post_message(msg.FusionFailed(ins.fusion_error))
+            return
+        self.post_message(msg.FusionReady())
 
     @work(thread=True, group="files")
     def write_file(self, what: str, spec: ViewSpec | None) -> None:

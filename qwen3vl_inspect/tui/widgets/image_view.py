@@ -2,7 +2,8 @@
 
 Attributes down: `show(overlay)` with the values to draw; the widget fits the patch grid to its
 own size (whole cells per patch where possible), composes the picture once per (overlay, size,
-colour mode) and serves rows from that cache. Up: `QueryPicked` when the image is clicked.
+colour mode) and serves rows from that cache. Up: `QueryPicked` when the image is clicked (an
+attention view's query, or the fusion view's token).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from textual.widget import Widget
 
 from qwen3vl_inspect.render.halfblock import HalfBlock, ramp_for
 from qwen3vl_inspect.tui.messages import QueryPicked
-from qwen3vl_inspect.overlays import Overlay
+from qwen3vl_inspect.overlays import FUSION, Overlay
 from qwen3vl_inspect.tui.picture import Fit, compose, fit, patch_at
 
 PICTURES_KEPT = 32
@@ -105,4 +106,4 @@ class ImageView(Widget, can_focus=True):
             self.post_message(QueryPicked(*patch))
 
     def _wants_queries(self) -> bool:
-        return self.overlay is not None and self.overlay.spec.describes_attention
+        return self.overlay is not None and (self.overlay.spec.describes_attention or self.overlay.spec.kind == FUSION)

@@ -1,5 +1,6 @@
 """The numbers of the selected stage: shapes before → after, tensor stats (NaN/Inf in red), the
-module that computes it, and the teaching text that says what the stage does and why."""
+module that computes it, and the teaching text that says what the stage does and why; or, for a
+view that is no Trace stage (the fusion), whatever renderables that view hands it."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ class StageInfo(Static):
         if not self._changed((title, *map(str, lines))):
             return
         self.update(Group(Text(title, style="bold"), *[Text(l) if isinstance(l, str) else l for l in lines]))
+
+    def show_parts(self, key: tuple, parts: list[RenderableType]) -> None:
+        """Any renderables (a view that is not a Trace stage, e.g. the fusion); `key` says when they changed."""
+        if self._changed(("parts", *key)):
+            self.update(Group(*parts))
 
     def show_stage(self, stage: Stage, overlay: Overlay | None, nonfinite: tuple[str, str, str] | None) -> None:
         if not self._changed((id(stage), known_stats(stage) is not None, nonfinite,

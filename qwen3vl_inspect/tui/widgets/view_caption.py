@@ -44,7 +44,7 @@ class ViewCaption(Static):
             if overlay.nonfinite_cells:
                 second.append(f"  {overlay.nonfinite_cells} patch(es) NaN/Inf, drawn as the low end", style="bold red")
             if overlay.query is not None:
-                second.append("  ▣ query", style="bold cyan")
+                second.append(f"  ▣ {overlay.query_label}", style="bold cyan")
                 row, col = overlay.query
                 inside = row < overlay.values.shape[0] and col < overlay.values.shape[1]
                 own = float(overlay.values[row, col]) if inside else None
