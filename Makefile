@@ -23,7 +23,8 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) benchmarks/encoder_speed.py
+	for script in encoder_speed attention_speed trace_overhead trace_memory demo_attention tui_latency; do \
+		$(PY) benchmarks/$$script.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

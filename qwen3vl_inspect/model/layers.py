@@ -82,9 +82,10 @@ class Attention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries and keys (rotated) and values, each (heads, N, head_dim)."""
         seq = x.shape[0]
-        q, k, v = self.qkv(x).reshape(seq, 3, self.num_heads, self.head_dim).permute(1, 0, 2, 3).unbind(0)  # 3×(N, heads, hd)
-        q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
-        return q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)  # (heads, N, hd)
+        qkv = self.qkv(x).reshape(seq, 3, self.num_heads, self.head_dim)  # (N, 3, heads, hd)
+        cos, sin = (t[:, None] for t in rotary)  # (N, 1, hd): one rotation for queries and keys alike
+        q, k = apply_rotary(qkv[:, :2], cos, sin).unbind(1)  # 2×(N, heads, hd), rotated in one pass
+        return q.transpose(0, 1), k.transpose(0, 1), qkv[:, 2].transpose(0, 1)  # (heads, N, hd)
 
     def project_qk(
         self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor], heads: list[int]
