@@ -120,7 +120,8 @@ class Attention(nn.Module):
             else:
                 out = F.scaled_dot_product_attention(q_seg[None], k_seg[None], v_seg[None], scale=self.scale)[0]
             outputs.append(out)
-        merged = torch.cat(outputs, dim=1).transpose(0, 1).reshape(x.shape[0], -1)  # (N, heads·hd)
+        joined = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)  # (heads, N, hd)
+        merged = joined.transpose(0, 1).reshape(x.shape[0], -1)  # (N, heads·hd)
         return self.proj(merged)
 
 
