@@ -116,12 +116,7 @@ class VisionConfig:
             path = path / "config.json"
         if not path.is_file():
             raise InputError(f"{path}: config file not found; a checkpoint folder needs a config.json")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{path}: not valid JSON ({exc}); re-download or fix the config file") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: expected a JSON object at the top level")
+        data = read_config_json(path)
         model_type = data.get("model_type")
         if model_type in FULL_MODEL_TYPES:
             vision = data.get("vision_config")
@@ -229,3 +224,14 @@ def weights_label(name: str | Path) -> str:
         return str(folder)
     key = str(name).lower()
     return SHIPPED_WEIGHTS[key][1] if key in SHIPPED_WEIGHTS else "random weights"
+
+
+def read_config_json(path: Path) -> dict[str, Any]:
+    """A config.json as a dict; broken files are one clear InputError naming them."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); re-download or fix the config file") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object at the top level")
+    return data

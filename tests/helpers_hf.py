@@ -59,3 +59,29 @@ def tiny_hf_vision_model(seed: int = 0) -> Any:
 
     torch.manual_seed(seed)
     return Qwen3VLVisionModel(Qwen3VLVisionConfig(**tiny_vision_config_dict())).to(torch.float32).eval()
+
+
+def tiny_hf_model_with_image_inputs():
+    """A tiny Qwen3VLForConditionalGeneration (fp32, eval) whose special-token ids fit its 1000-token
+    vocabulary, and forward kwargs with one 4×4-patch image (4 merged tokens → 4 pad tokens)."""
+    import torch
+    from transformers import Qwen3VLForConditionalGeneration
+
+    config = tiny_hf_config()
+    # the real ids (151655…) lie outside the tiny 1000-token vocabulary
+    config.image_token_id, config.video_token_id = 900, 901
+    config.vision_start_token_id, config.vision_end_token_id = 902, 903
+    torch.manual_seed(0)
+    model = Qwen3VLForConditionalGeneration(config).to(torch.float32).eval()
+    grid = torch.tensor([[1, 4, 4]])
+    n_pad = int(grid.prod()) // config.vision_config.spatial_merge_size**2  # grid_t·grid_h·grid_w / 4
+    ids = torch.tensor([[1, 2, config.vision_start_token_id] + [config.image_token_id] * n_pad
+                        + [config.vision_end_token_id, 5, 6]])
+    patch_dim = 3 * config.vision_config.temporal_patch_size * config.vision_config.patch_size**2
+    kwargs = dict(
+        input_ids=ids,
+        pixel_values=torch.randn(int(grid.prod()), patch_dim, generator=torch.Generator().manual_seed(0)),
+        image_grid_thw=grid,
+        mm_token_type_ids=(ids == config.image_token_id).long(),  # transformers 5 needs it for M-RoPE
+    )
+    return model, kwargs

@@ -6,7 +6,6 @@ preset, from the published config of that model. Only data is read; nothing is i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from qwen3vl_inspect.config import (
     checkpoint_folder,
     is_preset_name,
     preset_names,
+    read_config_json,
 )
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.fusion.tokens import SPECIAL_TOKENS
@@ -87,11 +87,8 @@ def _from_folder(folder: Path) -> TextSide:
     path = folder / "config.json"
     if not path.is_file():
         raise InputError(f"{folder}: no config.json in this folder; download the complete model folder")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); re-download or fix the config file") from None
-    model_type = data.get("model_type") if isinstance(data, dict) else None
+    data = read_config_json(path)
+    model_type = data.get("model_type")
     if model_type in VISION_MODEL_TYPES:  # a vision-only save: no text side at all
         return replace(_vision_fields(TextSide(hidden_size=None, num_hidden_layers=None), data),
                        source=f"{path} (vision only: Qwen3-VL text defaults)")

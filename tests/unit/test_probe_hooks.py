@@ -115,27 +115,10 @@ def test_seed_style_register_summary_remove(encoder: VisionEncoder, inputs):
 
 
 def hf_model_and_inputs():
-    """Tiny Qwen3VLForConditionalGeneration with in-vocabulary special tokens, and matching inputs."""
     pytest.importorskip("transformers")
-    from helpers_hf import tiny_hf_config
-    from transformers import Qwen3VLForConditionalGeneration
+    from helpers_hf import tiny_hf_model_with_image_inputs
 
-    config = tiny_hf_config()
-    # the real ids (151655…) lie outside the tiny 1000-token vocabulary
-    config.image_token_id, config.video_token_id = 900, 901
-    config.vision_start_token_id, config.vision_end_token_id = 902, 903
-    torch.manual_seed(0)
-    model = Qwen3VLForConditionalGeneration(config).to(torch.float32).eval()
-    grid = torch.tensor([[1, 4, 4]])
-    n_pad = int(grid.prod()) // config.vision_config.spatial_merge_size**2  # 4 merged tokens
-    ids = torch.tensor([[1, 2, 902] + [900] * n_pad + [903, 5, 6]])
-    patch_dim = 3 * config.vision_config.temporal_patch_size * config.vision_config.patch_size**2
-    pixel_values = torch.randn(int(grid.prod()), patch_dim, generator=torch.Generator().manual_seed(0))
-    kwargs = dict(
-        input_ids=ids, pixel_values=pixel_values, image_grid_thw=grid,
-        mm_token_type_ids=(ids == 900).long(),  # transformers 5 needs it for M-RoPE
-    )
-    return model, kwargs
+    return tiny_hf_model_with_image_inputs()
 
 
 def test_hf_model_globs_and_model_outputs():
