@@ -1,7 +1,7 @@
 """The teaching notebooks run top to bottom (as CI runs them, with nbclient) and are kept without outputs.
 
 They run on `$QWEN3VL_INSPECT_MODEL` when it is set (e.g. `QWEN3VL_INSPECT_MODEL=qwen3-vl-2b` for the
-random-weight 2B tower, or a checkpoint folder), else on the `tiny` preset, so the suite stays fast:
+random-weight 2B tower, or a checkpoint folder), else on the embedded default (the small trained `demo` preset):
 the notebooks read the model through `qwen3vl_inspect.notebook.default_model()` and are written for any
 depth, head count and width.
 """
@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from qwen3vl_inspect.cli import DEFAULT_MODEL
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 EXPECTED = ["01_pipeline_tour", "02_attention_maps", "03_hooks_and_nan_debugging", "04_vision_to_text_fusion"]
@@ -37,7 +39,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel", reason="the notebooks' python3 kernel comes from ipykernel")
-    monkeypatch.setenv("QWEN3VL_INSPECT_MODEL", os.environ.get("QWEN3VL_INSPECT_MODEL", "tiny"))
+    monkeypatch.setenv("QWEN3VL_INSPECT_MODEL", os.environ.get("QWEN3VL_INSPECT_MODEL", DEFAULT_MODEL))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
