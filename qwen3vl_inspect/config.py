@@ -217,6 +217,16 @@ def checkpoint_folder(name: str | Path) -> Path | None:
     return path
 
 
+def unknown_model(name: str | Path) -> InputError:
+    """The error for a `--model` that is neither a checkpoint folder nor a preset."""
+    if Path(name).expanduser().exists():
+        return InputError(f"{name}: not a folder; --model takes a checkpoint folder or a preset name")
+    return InputError(
+        f"{name}: no such checkpoint folder or preset; presets: {', '.join(preset_names())} "
+        "(weights are never downloaded: point at a local folder with config.json + *.safetensors)"
+    )
+
+
 def weights_label(name: str | Path) -> str:
     """How `--model NAME`'s weights are described before they are loaded (the encoder says it after)."""
     folder = checkpoint_folder(name)

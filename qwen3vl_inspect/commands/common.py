@@ -29,11 +29,15 @@ def load_inputs(args: argparse.Namespace) -> VisionInputs:
     return preprocess([load_image(image_path(args))], min_pixels=args.min_pixels, max_pixels=args.max_pixels)
 
 
-def load_encoder(args: argparse.Namespace, err: Console) -> VisionEncoder:
+def parse_device(name: str) -> torch.device:
     try:
-        device = torch.device(args.device)
+        return torch.device(name)
     except RuntimeError:
-        raise InputError(f"--device {args.device!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+        raise InputError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+
+
+def load_encoder(args: argparse.Namespace, err: Console) -> VisionEncoder:
+    device = parse_device(args.device)
     with err.status(f"loading {args.model} …"):
         return VisionEncoder.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device=device)
 

@@ -16,8 +16,8 @@ from qwen3vl_inspect.config import (
     VisionConfig,
     checkpoint_folder,
     is_preset_name,
-    preset_names,
     read_config_json,
+    unknown_model,
 )
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.fusion.tokens import SPECIAL_TOKENS
@@ -68,10 +68,7 @@ def text_side_for(checkpoint: str | Path | None) -> TextSide:
         return _from_folder(folder)
     key = name.lower()
     if not is_preset_name(key):
-        raise InputError(
-            f"{name}: no such checkpoint folder or preset; presets: {', '.join(preset_names())} "
-            "(weights are never downloaded: point at a local folder with config.json + *.safetensors)"
-        )
+        raise unknown_model(name)
     vision = VisionConfig.preset(key)
     if key in _PRESET_TEXT:
         base = dict(zip(("hidden_size", "num_hidden_layers"), _PRESET_TEXT[key]))

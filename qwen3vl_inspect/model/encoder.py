@@ -16,8 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qwen3vl_inspect.config import PRESETS, SHIPPED_WEIGHTS, VisionConfig, checkpoint_folder, preset_names
-from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.config import PRESETS, SHIPPED_WEIGHTS, VisionConfig, checkpoint_folder, unknown_model
 from qwen3vl_inspect.model.layers import ATTENTION_IMPLEMENTATIONS, Block, PatchEmbed, PatchMerger, init_weights
 from qwen3vl_inspect.model.positions import PatchPositions, patch_positions, rotary_cos_sin
 
@@ -67,7 +66,6 @@ class VisionEncoder(nn.Module):
         dtype=None keeps a checkpoint folder's dtype (float32 for presets).
         """
         name = str(path_or_preset)
-        path = Path(name).expanduser()
         folder = checkpoint_folder(name)
         if folder is not None:
             return cls._from_folder(folder, dtype, device, attn_implementation)
@@ -80,12 +78,7 @@ class VisionEncoder(nn.Module):
         if key in PRESETS:
             encoder = cls(VisionConfig.preset(name), attn_implementation=attn_implementation)
             return encoder.to(device=device, dtype=dtype or torch.float32).eval()
-        if path.exists():
-            raise InputError(f"{name}: not a folder; --model takes a checkpoint folder or a preset name")
-        raise InputError(
-            f"{name}: no such checkpoint folder or preset; presets: {', '.join(preset_names())} "
-            "(weights are never downloaded: point at a local folder with config.json + *.safetensors)"
-        )
+        raise unknown_model(name)
 
     @classmethod
     def _from_folder(

@@ -26,8 +26,6 @@ from qwen3vl_inspect import overlays
 from qwen3vl_inspect.overlays import Overlay, ViewSpec
 from qwen3vl_inspect.tui.stages import (  # noqa: F401  (re-exported for widgets and tests)
     FUSION,
-    Cancelled,
-    call_cancellable,
     known_stats,
     layer_of,
     planned_stage_names,

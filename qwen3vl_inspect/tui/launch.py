@@ -17,8 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, is_preset_name, preset_names
-from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, is_preset_name, unknown_model
 
 
 def check_model(model: str) -> VisionConfig:
@@ -26,7 +25,7 @@ def check_model(model: str) -> VisionConfig:
     path = Path(model).expanduser()
     if path.exists() and not (is_preset_name(model) and checkpoint_folder(model) is None):
         if not path.is_dir():
-            raise InputError(f"{model}: not a folder; --model takes a checkpoint folder or a preset name")
+            raise unknown_model(model)
         from qwen3vl_inspect.model.checkpoint import describe_checkpoint
 
         config = VisionConfig.from_json(path / "config.json")
@@ -34,17 +33,13 @@ def check_model(model: str) -> VisionConfig:
         return config
     if is_preset_name(model):
         return VisionConfig.preset(model)
-    raise InputError(f"{model}: no such checkpoint folder or preset; presets: {', '.join(preset_names())} "
-                     "(weights are never downloaded: point at a local folder with config.json + *.safetensors)")
+    raise unknown_model(model)
 
 
 def check_device(device: str) -> None:
-    import torch
+    from qwen3vl_inspect.commands.common import parse_device
 
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise InputError(f"--device {device!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+    parse_device(device)
 
 
 def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path | None = None,

@@ -7,8 +7,6 @@ computation run in thread workers that check cancellation between stages.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll

@@ -13,7 +13,8 @@ from textual.worker import WorkerState, get_current_worker
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.tracing import StageError
 from qwen3vl_inspect.tui import messages as msg
-from qwen3vl_inspect.tui.controller import Cancelled, Inspector, call_cancellable
+from qwen3vl_inspect.tui.controller import Inspector
+from qwen3vl_inspect.tui.stages import Cancelled, call_cancellable
 from qwen3vl_inspect.overlays import ViewSpec
 
 
