@@ -8,12 +8,9 @@ number here comes from `Trace.patch_norms`, `Trace.attention` or `Trace.rollout`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 import torch
 
-from qwen3vl_inspect import attention as attn_maps
 from qwen3vl_inspect.inputs.layout import merge_order_row_col
 from qwen3vl_inspect.tracing import Trace
 
@@ -133,35 +130,18 @@ def norms_overlay(tr: Trace, spec: ViewSpec) -> Overlay:
     return Overlay(spec, what, values=values, groups=1 if merged else 0, notes=notes)
 
 
-def layer_maps(tr: Trace, layer: int, cache: dict[tuple, torch.Tensor]) -> torch.Tensor:
-    """[heads, n, n] of one block, kept in `cache` too (the same tensor the Trace caches: no copy), so
-    that later reads for this block need neither the Trace's lock nor any computation."""
-    key = ("heads", layer)
-    if key not in cache:
-        cache[key] = tr.attention(layer)
-    return cache[key]
-
-
-def attention_matrix(tr: Trace, spec: ViewSpec, cache: dict[tuple, torch.Tensor]) -> torch.Tensor:
+def attention_matrix(tr: Trace, spec: ViewSpec) -> torch.Tensor:
     """[n, n] raster-order map for the spec: one head, the mean of heads, or rollout up to the layer."""
-    layer = spec.layer
     if spec.rollout:
-        key = ("rollout", layer)
-        if key not in cache:
-            cache[key] = tr.rollout(layer)
-        return cache[key]
-    heads = layer_maps(tr, layer, cache)
+        return tr.rollout(spec.layer)
     if spec.head is not None:
-        return heads[spec.head]
-    key = ("mean", layer)
-    if key not in cache:
-        cache[key] = heads.mean(0)
-    return cache[key]
+        return tr.attention(spec.layer, spec.head)
+    return tr.head_mean_attention(spec.layer)
 
 
-def attention_overlay(tr: Trace, spec: ViewSpec, cache: dict[tuple, torch.Tensor]) -> Overlay:
+def attention_overlay(tr: Trace, spec: ViewSpec) -> Overlay:
     _, grid_h, grid_w = tr.grid_thw[0].tolist()
-    matrix = attention_matrix(tr, spec, cache)
+    matrix = attention_matrix(tr, spec)
     heads = tr.config.num_heads
     who = (f"rollout of blocks 0–{spec.layer}" if spec.rollout
            else f"mean of {heads} heads" if spec.head is None else f"head {spec.head} of {heads}")
@@ -175,7 +155,7 @@ def attention_overlay(tr: Trace, spec: ViewSpec, cache: dict[tuple, torch.Tensor
     return Overlay(spec, what, values=_numpy(values), query=spec.query)
 
 
-def compute(tr: Trace, spec: ViewSpec, cache: dict[tuple, torch.Tensor]) -> Overlay:
+def compute(tr: Trace, spec: ViewSpec) -> Overlay:
     """The overlay for a computed stage (the caller holds the Trace's lock)."""
     if spec.kind == PATCHIFY:
         return patchify_overlay(tr, spec)
@@ -184,25 +164,7 @@ def compute(tr: Trace, spec: ViewSpec, cache: dict[tuple, torch.Tensor]) -> Over
     if spec.kind == NORMS:
         return norms_overlay(tr, spec)
     if spec.kind == ATTENTION:
-        return attention_overlay(tr, spec, cache)
+        return attention_overlay(tr, spec)
     image = tr.inputs.images[0]
     width, height = (image[0] if isinstance(image, list) else image).size
     return plain(spec, f"the resized image the patches are cut from, {width}×{height} pixels")
-
-
-def head_summary(tr: Trace, layer: int, cache: dict[tuple, torch.Tensor]) -> dict[str, Any]:
-    """Per-head entropy and mean distance and the layer's sinks, from the cached all-heads map.
-
-    Same numbers as `Trace.head_summary`, without asking the Trace for each head again (it caches
-    per (layer, head) key, so that would compute and hold every head twice).
-    """
-    _, grid_h, grid_w = tr.grid_thw[0].tolist()
-    probs = layer_maps(tr, layer, cache)  # (heads, n, n)
-    sinks = attn_maps.attention_sinks(probs.mean(0), grid_w)
-    return {
-        "layer": layer,
-        "entropy": attn_maps.head_entropy(probs).tolist(),
-        "mean_distance": attn_maps.mean_attention_distance(probs, grid_h, grid_w).tolist(),
-        "sinks": sinks,
-        "uniform_entropy": float(np.log(grid_h * grid_w)),
-    }

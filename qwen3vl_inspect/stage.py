@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from qwen3vl_inspect.probe.tensors import TensorStats
 
@@ -19,13 +19,14 @@ class StageError(RuntimeError):
 
 @dataclass
 class Stage:
-    """Name, shapes, stats and teaching text of one step of the encoder.
+    """Name, shapes, stats and teaching text of one step of the encoder: plain data.
 
-    Stats of block sub-stages are computed when first read (`stats_source`), from tensors the Trace
-    recomputes out of the stored block input, so recording a run costs one stats pass per block.
+    `stats` of a block's steps (norm1, attention, …) start as None: computing them means running the
+    block again from its stored input, which happens only when asked (`Trace.stats(name)` or
+    `Trace.compute_step_stats(layer)`), never as a side effect of reading a Stage.
     """
 
-    name: str  # "patch_embed", "blocks.3", "blocks.3.attn", "deepstack.0", "merger", …
+    name: str  # "patch_embed", "blocks.3", "blocks.3.attn", "deepstack.0", "merger", … (see stage_name.py)
     kind: str  # key into teaching.TEXTS
     title: str
     input_shapes: list[tuple[int, ...]]
@@ -36,24 +37,12 @@ class Stage:
     layer: int | None = None
     module: str | None = None  # encoder module path that computes it
     substages: list["Stage"] = field(default_factory=list)
-    known_stats: TensorStats | None = field(default=None, repr=False)
-    stats_source: Callable[[], TensorStats] | None = field(default=None, repr=False)
-
-    @property
-    def stats(self) -> TensorStats | None:
-        if self.known_stats is None and self.stats_source is not None:
-            self.known_stats, self.stats_source = self.stats_source(), None
-        return self.known_stats
-
-    @property
-    def stats_ready(self) -> bool:
-        """True when reading `stats` costs nothing (no recomputation of the block)."""
-        return self.known_stats is not None or self.stats_source is None
+    stats: TensorStats | None = field(default=None, repr=False)
 
     @property
     def nonfinite(self) -> bool:
-        stats = self.stats
-        return stats is not None and bool(stats.has_nan or stats.has_inf)
+        """NaN/Inf in the output, as far as the stats computed so far tell."""
+        return self.stats is not None and not self.stats.is_finite
 
     def _repr_html_(self) -> str:
         from qwen3vl_inspect.render.html import stage_html
@@ -61,7 +50,6 @@ class Stage:
         return stage_html(self)
 
     def to_dict(self) -> dict[str, Any]:
-        stats = self.stats
         return {
             "name": self.name,
             "title": self.title,
@@ -70,6 +58,6 @@ class Stage:
             "dtype": self.dtype,
             "seconds": round(self.seconds, 6),
             "module": self.module,
-            "stats": None if stats is None else stats.to_dict(),
+            "stats": None if self.stats is None else self.stats.to_dict(),
             "substages": [s.to_dict() for s in self.substages],
         }

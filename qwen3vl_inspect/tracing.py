@@ -15,29 +15,28 @@ tensors when asked; "all" keeps them too. A failing stage leaves every earlier s
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from qwen3vl_inspect import attention as attn_maps
-from qwen3vl_inspect import breakpoints
+from qwen3vl_inspect import attention_maps, breakpoints
+from qwen3vl_inspect.attention_store import HEAD, MEAN, ROLLOUT, AttentionStore, check_request
 from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import merge_to_raster
 from qwen3vl_inspect.model.encoder import VisionEncoder, VisionOutput
+from qwen3vl_inspect.model.stage_plan import PlannedStage, block_steps, stage_plan
 from qwen3vl_inspect.probe.numerics import NonFiniteReport, find_first_nonfinite
 from qwen3vl_inspect.probe.tensors import TensorInspector
+from qwen3vl_inspect.probe.tensors import TensorStats
 from qwen3vl_inspect.stage import Stage, StageError
+from qwen3vl_inspect.stage_name import BLOCK_STEPS, StageName
 from qwen3vl_inspect.teaching import explain
-from qwen3vl_inspect.trace_attention import AttentionQueries
 
 KEEP_POLICIES = ("blocks", "all")
-SUBSTAGES = ("norm1", "attn", "residual1", "norm2", "mlp", "residual2")
-SUBSTAGE_TITLES = dict(norm1="norm1", attn="attention", residual1="residual", norm2="norm2", mlp="MLP", residual2="residual")
 DEFAULT_BUDGET = 4 * 2**30  # bytes for kept tensors, and for one attention request
 
 
@@ -62,17 +61,17 @@ def _outputs_of(modules: dict[str, nn.Module], pre: dict[str, nn.Module]) -> Ite
             handle.remove()
 
 
+def _fill_step_stats(block: Stage, parts: dict[str, torch.Tensor]) -> None:
+    for step in block.substages:
+        step.stats = TensorInspector.inspect(step.name, parts[step.kind])
+
+
 def stage_names_for(config: VisionConfig) -> list[str]:
     """A Trace's top-level stages for this config, in order; known before any model is built."""
-    names = ["input", "patchify", "patch_embed", "pos_embed", "rotary"]
-    for layer in range(config.depth):
-        names.append(f"blocks.{layer}")
-        if layer in config.deepstack_visual_indexes:
-            names.append(f"deepstack.{config.deepstack_visual_indexes.index(layer)}")
-    return names + ["merger"]
+    return [str(planned.name) for planned in stage_plan(config)]
 
 
-class Trace(AttentionQueries):
+class Trace:
     def __init__(
         self,
         encoder: VisionEncoder,
@@ -93,32 +92,17 @@ class Trace(AttentionQueries):
         self.failure: StageError | None = None
         self._tensors: dict[str, torch.Tensor] = {}
         self._deepstack: list[torch.Tensor] = []
-        self._attention_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._plan: list[tuple[str, Callable[[], Stage]]] = self._build_plan()
+        self.attention_store = AttentionStore(self._head_probabilities, self.config.num_heads, attention_budget)
+        self._plan: list[PlannedStage] = stage_plan(self.config)
         pixels = int(inputs.grid_thw[:, 1:].prod(-1).sum()) * self.config.patch_size**2
-        attn_maps.check_trace_budget(self.estimated_bytes(), memory_budget, pixels)
+        attention_maps.check_trace_budget(self.estimated_bytes(), memory_budget, pixels)
 
     # ---- plan & stepping -----------------------------------------------------------------------
-
-    def _build_plan(self) -> list[tuple[str, Callable[[], Stage]]]:
-        fixed = dict(input=self._input_stage, patchify=self._patchify_stage, patch_embed=self._patch_embed_stage,
-                     pos_embed=self._pos_embed_stage, rotary=self._rotary_stage, merger=self._merger_stage)
-        taps = self.config.deepstack_visual_indexes
-        plan: list[tuple[str, Callable[[], Stage]]] = []
-        for name in stage_names_for(self.config):
-            kind, _, number = name.partition(".")
-            if kind == "blocks":
-                plan.append((name, lambda layer=int(number): self._block_stage(layer)))
-            elif kind == "deepstack":
-                plan.append((name, lambda index=int(number): self._deepstack_stage(index, taps[index])))
-            else:
-                plan.append((name, fixed[name]))
-        return plan
 
     @property
     def stage_names(self) -> list[str]:
         """Every top-level stage in order, computed or not."""
-        return [name for name, _ in self._plan]
+        return [str(planned.name) for planned in self._plan]
 
     @property
     def done(self) -> bool:
@@ -130,25 +114,27 @@ class Trace(AttentionQueries):
             return None
         if self.failure is not None:
             raise self.failure
-        name, compute = self._plan[len(self.stages)]
+        planned = self._plan[len(self.stages)]
         started = time.perf_counter()
         try:
             with torch.inference_mode():
-                stage = compute()
+                stage = self._compute(planned)
         except (Exception, MemoryError) as exc:  # torch.OutOfMemoryError is an Exception
-            self.failure = StageError(name, exc)
+            self.failure = StageError(str(planned.name), exc)
             raise self.failure from exc
         stage.seconds = time.perf_counter() - started
         self.stages.append(stage)
         breakpoints.check(self, stage)
         return stage
 
-    def run_to(self, name: str) -> Stage:
-        if name not in self.stage_names:
-            raise InputError(f"no stage {name!r}; stages are: {', '.join(self.stage_names)}")
-        while len(self.stages) <= self.stage_names.index(name):
+    def run_to(self, name: str | StageName) -> Stage:
+        """Compute up to and including `name` (a block step runs its block); returns that stage."""
+        top = str(StageName.parse(name).top)
+        if top not in self.stage_names:
+            raise InputError(f"no stage {str(name)!r}; stages are: {', '.join(self.stage_names)}")
+        while len(self.stages) <= self.stage_names.index(top):
             self.step()
-        return self[name]
+        return self[str(name)]
 
     def run(self) -> "Trace":
         while self.step() is not None:
@@ -162,7 +148,8 @@ class Trace(AttentionQueries):
                 self.step()
             yield self.stages[index]
 
-    def __getitem__(self, name: str) -> Stage:
+    def __getitem__(self, name: str | StageName) -> Stage:
+        name = str(name)
         for stage in self.all_stages():
             if stage.name == name:
                 return stage
@@ -178,13 +165,22 @@ class Trace(AttentionQueries):
 
     # ---- the stages --------------------------------------------------------------------------------
 
-    def _record(self, name: str, kind: str, title: str, inputs: list[torch.Tensor | tuple[int, ...]],
-                out: torch.Tensor, module: str | None = None, layer: int | None = None, **numbers: Any) -> Stage:
+    def _compute(self, planned: PlannedStage) -> Stage:
+        """Run one planned stage through the encoder's stage method its kind names."""
+        name = planned.name
+        if planned.kind == "block":
+            return self._block_stage(name.layer)
+        if planned.kind == "deepstack":
+            return self._deepstack_stage(name.index, self.config.deepstack_visual_indexes[name.index])
+        return getattr(self, f"_{planned.kind}_stage")()
+
+    def _record(self, name: StageName, kind: str, inputs: list[torch.Tensor | tuple[int, ...]],
+                out: torch.Tensor, **numbers: Any) -> Stage:
         shapes = [t if isinstance(t, tuple) else _shape(t) for t in inputs]
         return Stage(
-            name=name, kind=kind, title=title, input_shapes=shapes, output_shape=_shape(out),
-            dtype=_dtype(out), known_stats=TensorInspector.inspect(name, out), layer=layer, module=module,
-            explanation=explain(kind, **self._numbers(), layer=layer, **numbers),
+            name=str(name), kind=kind, title=name.title(self.config), input_shapes=shapes, output_shape=_shape(out),
+            dtype=_dtype(out), stats=TensorInspector.inspect(str(name), out), layer=name.layer, module=name.module,
+            explanation=explain(kind, **self._numbers(), layer=name.layer, **numbers),
         )
 
     def _numbers(self) -> dict[str, Any]:
@@ -205,33 +201,32 @@ class Trace(AttentionQueries):
         """Pixels in (frames, H, W, RGB): originals → resized to multiples of 32."""
         sizes = ", ".join(f"{w}×{h}" for h, w in self.inputs.original_sizes)
         resized = ", ".join(f"{s[2]}×{s[1]}" for s in self._resized_shapes())
-        return Stage("input", "input", "input & resize", [(1, h, w, 3) for h, w in self.inputs.original_sizes],
+        return Stage("input", "input", StageName("input").title(), [(1, h, w, 3) for h, w in self.inputs.original_sizes],
                      self._resized_shapes()[0], "uint8", explain("input", **self._numbers(), sizes=sizes, resized=resized))
 
     def _patchify_stage(self) -> Stage:
         pixels = self.inputs.pixel_values.to(self.device)
         self._tensors["patchify"] = pixels
         self._positions = self.encoder.patch_positions(self.grid_thw)
-        return self._record("patchify", "patchify", "patchify", self._resized_shapes()[:1], pixels)
+        return self._record(StageName("patchify"), "patchify", self._resized_shapes()[:1], pixels)
 
     def _patch_embed_stage(self) -> Stage:
         pixels = self._tensors["patchify"]
         hidden = self.encoder.embed_patches(pixels)
         self._tensors["patch_embed"] = hidden
-        return self._record("patch_embed", "patch_embed", "patch embedding", [pixels], hidden, "patch_embed")
+        return self._record(StageName("patch_embed"), "patch_embed", [pixels], hidden)
 
     def _pos_embed_stage(self) -> Stage:
         hidden = self._tensors["patch_embed"]
         self._tensors["pos_embed.table"] = self.encoder.position_embedding(self._positions, hidden.dtype)
         out = hidden + self._tensors["pos_embed.table"]
         self._tensors["pos_embed"] = self._tensors["blocks.0.input"] = out
-        return self._record("pos_embed", "pos_embed", "position embedding", [hidden], out, "pos_embed")
+        return self._record(StageName("pos_embed"), "pos_embed", [hidden], out)
 
     def _rotary_stage(self) -> Stage:
         self._rotary = self.encoder.rotary_embedding(self._positions)
         self._tensors["rotary"] = self._rotary[0]
-        return self._record("rotary", "rotary", "rotary embedding", [self._positions.rotary_ids], self._rotary[0],
-                            "rotary ids")
+        return self._record(StageName("rotary"), "rotary", [self._positions.rotary_ids], self._rotary[0])
 
     def _block_stage(self, layer: int) -> Stage:
         x = self._tensors[f"blocks.{layer}.input"]
@@ -243,37 +238,35 @@ class Trace(AttentionQueries):
         self._tensors[f"blocks.{layer + 1}.input"] = self._tensors["blocks.last"] = out
         taps = self.config.deepstack_visual_indexes
         tap_text = f" Its output also feeds DeepStack merger {taps.index(layer)}." if layer in taps else ""
-        stage = self._record(f"blocks.{layer}", "block", f"block {layer}", [x], out, f"blocks.{layer}", layer,
-                             tap_text=tap_text)
-        stage.substages = self._substages(layer, x, out)
+        stage = self._record(StageName.block(layer), "block", [x], out, tap_text=tap_text)
+        stage.substages = [
+            Stage(str(step), step.step, step.title(), [_shape(x)], _shape(out), _dtype(out),
+                  explain(step.step, **self._numbers(), layer=layer), layer=layer, module=step.module)
+            for step in block_steps(layer)
+        ]
+        if self.keep == "all":  # the tensors are at hand: their stats cost no recomputation
+            _fill_step_stats(stage, self._block_parts(layer))
         return stage
 
-    def _substages(self, layer: int, x: torch.Tensor, out: torch.Tensor) -> list[Stage]:
-        """norm1 → attention → residual → norm2 → MLP → residual; every one is [N, hidden] like the block.
+    def compute_step_stats(self, layer: int) -> None:
+        """Fill in the stats of block `layer`'s six steps. Unless keep="all", this runs the block once
+        more from its stored input: an explicit call, never a side effect of reading a Stage."""
+        block = self[StageName.block(layer)]
+        if all(step.stats is not None for step in block.substages):
+            return
+        _fill_step_stats(block, self._block_parts(layer))
 
-        Their stats are computed on first read, all six from one recomputation of the block.
-        """
-        modules = dict(norm1="norm1", attn="attn", norm2="norm2", mlp="mlp")
-        computed: dict[str, Any] = {}
-
-        def stats_of(sub: str):
-            if not computed:
-                for name, tensor in self._block_parts(layer).items():
-                    computed[name] = TensorInspector.inspect(f"blocks.{layer}.{name}", tensor)
-            return computed[sub]
-
-        return [
-            Stage(f"blocks.{layer}.{sub}", sub, f"block {layer} · {SUBSTAGE_TITLES[sub]}", [_shape(x)], _shape(out),
-                  _dtype(out), explain(sub, **self._numbers(), layer=layer), layer=layer,
-                  module=f"blocks.{layer}.{modules[sub]}" if sub in modules else None,
-                  stats_source=lambda sub=sub: stats_of(sub))
-            for sub in SUBSTAGES
-        ]
+    def stats(self, name: str | StageName) -> TensorStats | None:
+        """The stats of a computed stage, computing a block step's on first request (see compute_step_stats)."""
+        stage = self[name]
+        if stage.stats is None and stage.kind in BLOCK_STEPS:
+            self.compute_step_stats(stage.layer)
+        return stage.stats
 
     def _block_parts(self, layer: int) -> dict[str, torch.Tensor]:
         """The six sub-stage tensors of block `layer`: stored (keep="all") or recomputed from its input."""
         if self.keep == "all":
-            return {sub: self._tensors[f"blocks.{layer}.{sub}"] for sub in SUBSTAGES}
+            return {sub: self._tensors[f"blocks.{layer}.{sub}"] for sub in BLOCK_STEPS}
         with torch.inference_mode():
             return self._run_block(layer, self._tensors[f"blocks.{layer}.input"])[1]
 
@@ -290,32 +283,33 @@ class Trace(AttentionQueries):
         feature = self.encoder.deepstack_merge(layer, hidden)
         self._deepstack.append(feature)
         self._tensors[f"deepstack.{index}"] = feature
-        return self._record(f"deepstack.{index}", "deepstack", f"DeepStack merger {index} (block {layer})", [hidden],
-                            feature, f"deepstack_merger_list.{index}", layer, index=index)
+        stage = self._record(StageName.deepstack(index), "deepstack", [hidden], feature, index=index)
+        stage.layer = layer  # the block it taps
+        return stage
 
     def _merger_stage(self) -> Stage:
         hidden = self._tensors["blocks.last"]
         merged = self.encoder.merge(hidden)
         self._tensors["merger"] = merged
-        return self._record("merger", "merger", "patch merger", [hidden], merged, "merger")
+        return self._record(StageName("merger"), "merger", [hidden], merged)
 
     # ---- tensors on demand ---------------------------------------------------------------------------
 
-    def tensor(self, name: str) -> torch.Tensor:
+    def tensor(self, name: str | StageName) -> torch.Tensor:
         """Output tensor of a computed stage; block sub-stages are recomputed from the block input if not kept."""
         self[name]  # raises KeyError if not computed
-        if name.startswith("blocks.") and name.count(".") == 1:
-            return self._tensors[f"blocks.{int(name.split('.')[1]) + 1}.input"]
-        if name in self._tensors:
-            return self._tensors[name]
-        if name.startswith("blocks."):
-            _, layer, sub = name.split(".")
-            return self._block_parts(int(layer))[sub]
-        raise KeyError(f"stage {name!r} has no tensor")
+        parsed = StageName.parse(name)
+        if parsed.kind == "block":
+            return self._tensors[f"blocks.{parsed.layer + 1}.input"]
+        if str(parsed) in self._tensors:
+            return self._tensors[str(parsed)]
+        if parsed.kind == "step":
+            return self._block_parts(parsed.layer)[parsed.step]
+        raise KeyError(f"stage {str(name)!r} has no tensor")
 
     def block_input(self, layer: int) -> torch.Tensor:
-        if f"blocks.{layer}" not in [s.name for s in self.stages]:
-            self.run_to(f"blocks.{layer}")
+        if len(self.stages) <= self.stage_names.index(str(StageName.block(layer))):
+            self.run_to(StageName.block(layer))
         return self._tensors[f"blocks.{layer}.input"]
 
     def patch_norms(self, name: str, image: int = 0, frame: int = 0) -> torch.Tensor:
@@ -326,10 +320,10 @@ class Trace(AttentionQueries):
         if merged:  # merger outputs are already in merged-grid raster order
             grid = self.grid_thw // torch.tensor([1, self.config.spatial_merge_size, self.config.spatial_merge_size],
                                                  device=self.grid_thw.device)
-            segment = attn_maps.find_segment(grid, image, frame)
+            segment = attention_maps.find_segment(grid, image, frame)
             return norms[segment.start:segment.end].reshape(segment.grid_h, segment.grid_w)  # (h/2, w/2)
         raster = merge_to_raster(norms, self.grid_thw, self.config.spatial_merge_size)
-        segment = attn_maps.find_segment(self.grid_thw, image, frame)
+        segment = attention_maps.find_segment(self.grid_thw, image, frame)
         return raster[segment.start:segment.end].reshape(segment.grid_h, segment.grid_w)  # (h, w)
 
     def estimated_bytes(self) -> int:
@@ -340,6 +334,61 @@ class Trace(AttentionQueries):
         kept_per_block = per_hidden * (7 if self.keep == "all" else 1) + (n * c.intermediate_size * width if self.keep == "all" else 0)
         merged = n // c.merge_unit * c.out_hidden_size * width * (1 + len(c.deepstack_visual_indexes))
         return n * c.patch_dim * 4 + 3 * per_hidden + 2 * n * c.head_dim * 4 + c.depth * kept_per_block + merged
+
+    # ---- attention, on demand (held by `attention_store` under one byte budget) ---------------------
+
+    def _segment(self, layer: int, head: int | None, image: int, frame: int) -> attention_maps.Segment:
+        if not 0 <= layer < self.config.depth:
+            raise InputError(f"layer {layer} does not exist: blocks are numbered 0..{self.config.depth - 1}")
+        if head is not None and not 0 <= head < self.config.num_heads:
+            raise InputError(f"head {head} does not exist: heads are numbered 0..{self.config.num_heads - 1}")
+        return attention_maps.find_segment(self.grid_thw, image, frame)
+
+    def _head_probabilities(self, layer: int, heads: list[int], segment: attention_maps.Segment) -> torch.Tensor:
+        """(len(heads), n, n) float32, raster order, from block `layer`'s stored input (run up to it if needed)."""
+        hidden = self.block_input(layer)
+        return attention_maps.layer_probabilities(self.encoder.blocks[layer], hidden, self._rotary, segment, heads,
+                                                  self.config.spatial_merge_size)
+
+    def attention(self, layer: int, head: int | None = None, image: int = 0, frame: int = 0) -> torch.Tensor:
+        """Attention probabilities of block `layer` for one image (frame), raster order, float32.
+
+        [heads, n, n], or [n, n] for one head. Rows sum to 1.
+        """
+        segment = self._segment(layer, head, image, frame)
+        store = self.attention_store
+        with torch.inference_mode():
+            return store.heads(layer, segment) if head is None else store.head(layer, head, segment)
+
+    def head_mean_attention(self, layer: int, image: int = 0, frame: int = 0) -> torch.Tensor:
+        """[n, n] mean over heads, computed one head at a time so at most one head's map is extra."""
+        with torch.inference_mode():
+            return self.attention_store.mean(layer, self._segment(layer, None, image, frame))
+
+    def rollout(self, layer: int | None = None, image: int = 0, frame: int = 0) -> torch.Tensor:
+        """Attention rollout from block 0 up to `layer` (default: the last), raster order, [n, n]."""
+        last = self.config.depth - 1 if layer is None else layer
+        with torch.inference_mode():
+            return self.attention_store.rollout(last, self._segment(last, None, image, frame))
+
+    def head_summary(self, layer: int, image: int = 0, frame: int = 0) -> dict[str, Any]:
+        """Per-head entropy and mean attention distance (patches), and the layer's sink patches."""
+        with torch.inference_mode():
+            return self.attention_store.summary(layer, self._segment(layer, None, image, frame))
+
+    def attention_at_hand(self, layer: int, head: int | None = None, rollout: bool = False,
+                          image: int = 0, frame: int = 0) -> bool:
+        """True when that map is answered from memory (no computation)."""
+        segment = self._segment(layer, head, image, frame)
+        what = ROLLOUT if rollout else MEAN if head is None else HEAD
+        return self.attention_store.holds(what, layer, segment, head)
+
+    def check_attention_request(self, layer: int, head: int | None = None, rollout: bool = False,
+                                image: int = 0, frame: int = 0) -> None:
+        """Refuse, before anything runs, a map whose peak memory would pass the attention budget."""
+        segment = self._segment(layer, head, image, frame)
+        what = ROLLOUT if rollout else MEAN if head is None else HEAD
+        check_request(what, segment.size, self.config.num_heads, self.attention_budget, self.config.patch_size)
 
     # ---- summaries ------------------------------------------------------------------------------------
 
@@ -372,7 +421,7 @@ class Trace(AttentionQueries):
             layer = stage.layer
             return self.encoder.blocks[layer], (self._tensors[f"blocks.{layer}.input"], self._positions.cu_seqlens, self._rotary)
         if stage.kind == "deepstack":
-            index = int(stage.name.split(".")[1])
+            index = StageName.parse(stage.name).index
             return self.encoder.deepstack_merger_list[index], (self._tensors[f"blocks.{stage.layer + 1}.input"],)
         if stage.kind == "merger":
             return self.encoder.merger, (self._tensors["blocks.last"],)

@@ -19,6 +19,9 @@ def _number(value: float | None) -> str:
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     tr = run_trace(args, err)
+    for stage in tr.stages:
+        if stage.substages:
+            tr.compute_step_stats(stage.layer)  # the table lists every block's steps too
     found = tr.locate_nonfinite()
     if args.json:
         summary = tr.summary()

@@ -8,21 +8,19 @@ of the trace (the one the picture shows).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
-import torch
 from PIL import Image
 
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.notebook import pictures
 from qwen3vl_inspect.notebook.session import first_image
+from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import Trace
 from qwen3vl_inspect import overlays
 from qwen3vl_inspect.overlays import Overlay, ViewSpec
 
 MODES = ("head", "mean", "rollout")
-CACHE = 32
 
 
 class AttentionController:
@@ -36,9 +34,6 @@ class AttentionController:
         self.mode = self._check_mode(mode)
         self.query = (self.grid_h // 2, self.grid_w // 2) if query is None else self._clamp(*query)
         self.received = received
-        self._matrices: dict[tuple, torch.Tensor] = {}
-        self._overlays: OrderedDict[ViewSpec, Overlay] = OrderedDict()
-        self._summaries: dict[int, dict[str, Any]] = {}
 
     # ---- choices --------------------------------------------------------------------------------
 
@@ -89,23 +84,14 @@ class AttentionController:
     # ---- what is shown --------------------------------------------------------------------------
 
     def spec(self) -> ViewSpec:
-        return ViewSpec(f"blocks.{self.layer}", overlays.ATTENTION, self.layer,
+        return ViewSpec(str(StageName.block(self.layer)), overlays.ATTENTION, self.layer,
                         self.head if self.mode == "head" else None, self.mode == "rollout",
                         None if self.received else self.query)
 
     def overlay(self) -> Overlay:
-        """The values for the current choice (computed by the Trace on first request, then cached)."""
-        spec = self.spec()
-        if spec in self._overlays:
-            self._overlays.move_to_end(spec)
-            return self._overlays[spec]
-        shown = overlays.compute(self.trace, spec, self._matrices)
-        while len(self._matrices) > 4:
-            self._matrices.pop(next(iter(self._matrices)))
-        self._overlays[spec] = shown
-        while len(self._overlays) > CACHE:
-            self._overlays.popitem(last=False)
-        return shown
+        """The values for the current choice (the maps are computed by the Trace on first request and
+        held in its attention store)."""
+        return overlays.compute(self.trace, self.spec())
 
     @property
     def image(self) -> Image.Image:
@@ -119,9 +105,7 @@ class AttentionController:
 
     def head_summary(self) -> dict[str, Any]:
         """Entropy and mean attention distance of every head of the current block, and its sink patches."""
-        if self.layer not in self._summaries:
-            self._summaries[self.layer] = self.trace.head_summary(self.layer)
-        return self._summaries[self.layer]
+        return self.trace.head_summary(self.layer)
 
     def caption(self) -> str:
         shown = self.overlay()

@@ -82,5 +82,5 @@ class StageStepper(widgets.VBox):
 
     def _label(self, name: str) -> str:
         stage = self.controller.trace[name]
-        flag = " ⚠ NaN/Inf" if stage.known_stats is not None and not stage.known_stats.is_finite else ""
+        flag = " ⚠ NaN/Inf" if stage.nonfinite else ""
         return ("    " if name.count(".") == 2 else "") + f"{name}{flag}"

@@ -54,7 +54,8 @@ class StatsController:
         rows = []
         for stage in self.trace.stages:
             rows.append(row_of(stage))
-            if self.substages:
+            if self.substages and stage.substages:
+                self.trace.compute_step_stats(stage.layer)  # one more run of the block, asked for
                 rows += [row_of(sub, substage=True) for sub in stage.substages]
         return [r for r in rows if r.nonfinite] if self.only_nonfinite else rows
 

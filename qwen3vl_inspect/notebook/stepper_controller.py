@@ -8,14 +8,13 @@ every stage before it stays readable.
 
 from __future__ import annotations
 
-from typing import Any
-
 from PIL import Image
 
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.notebook import pictures
 from qwen3vl_inspect.notebook.session import first_image
 from qwen3vl_inspect.stage import Stage, StageError
+from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import Trace
 from qwen3vl_inspect import overlays
 from qwen3vl_inspect.overlays import Overlay, ViewSpec
@@ -28,7 +27,6 @@ class StepperController:
         self.trace = trace
         self.substages = substages
         self.error: str | None = None
-        self._matrices: dict[tuple, Any] = {}
         self.selected: str | None = None
         if not trace.stages:
             self._compute_next()
@@ -89,7 +87,7 @@ class StepperController:
 
     def run_to(self, name: str) -> str:
         """Compute up to `name` (a stage or a block sub-stage) and select it."""
-        top = ".".join(name.split(".")[:2]) if name.startswith("blocks.") else name
+        top = str(StageName.parse(name).top)
         if top not in self.trace.stage_names:
             raise InputError(f"no stage {name!r}; stages are: {', '.join(self.trace.stage_names)}")
         while top not in [s.name for s in self.trace.stages] and self.trace.failure is None:
@@ -101,32 +99,35 @@ class StepperController:
     def select(self, name: str) -> None:
         if name not in [s.name for s in self.trace.all_stages()]:
             raise InputError(f"stage {name!r} has not been computed yet; step to it first")
-        if name.count(".") == 2 and not self.substages:
+        if StageName.parse(name).kind == "step" and not self.substages:
             self.substages = True
         self.selected = name
 
     def set_substages(self, on: bool) -> None:
         self.substages = bool(on)
         if self.selected not in self.names():  # a sub-stage was selected: go to its block
-            self.selected = ".".join(self.selected.split(".")[:2]) if self.selected else None
+            self.selected = str(StageName.parse(self.selected).top) if self.selected else None
 
     # ---- what is shown --------------------------------------------------------------------------
 
     def stage(self) -> Stage | None:
-        return None if self.selected is None else self.trace[self.selected]
+        """The selected stage, with its stats (a block step's are computed here, on first view)."""
+        if self.selected is None:
+            return None
+        self.trace.stats(self.selected)
+        return self.trace[self.selected]
 
     def view_spec(self) -> ViewSpec:
         name = self.selected or "input"
         if name in FIXED_VIEWS:
             return ViewSpec(name, FIXED_VIEWS[name])
-        parts = name.split(".")
-        if parts[0] == "blocks" and len(parts) == 3 and parts[2] == "attn":
-            layer = int(parts[1])  # attention received by each patch, mean of heads
-            return ViewSpec(name, overlays.ATTENTION, layer, None, False, None)
+        parsed = StageName.parse(name)
+        if parsed.step == "attn":  # attention received by each patch, mean of heads
+            return ViewSpec(name, overlays.ATTENTION, parsed.layer, None, False, None)
         return ViewSpec(name, overlays.NORMS)
 
     def overlay(self) -> Overlay:
-        return overlays.compute(self.trace, self.view_spec(), self._matrices)
+        return overlays.compute(self.trace, self.view_spec())
 
     def picture_source(self) -> Image.Image:
         return first_image(self.trace)

@@ -63,7 +63,7 @@ def trace_html(tr: "Trace") -> str:
             f"grid_thw {_e(tr.grid_thw.tolist())} · {computed} of {total} stages computed")
     rows = [_header(("stage", "title", "input → output", "dtype", "min", "max", "mean", "std", "NaN/Inf", "ms"))]
     for stage in tr.stages:
-        stats = stage.known_stats  # never triggers a recomputation just to draw the table
+        stats = stage.stats
         shapes = " ".join(fmt_shape(s) for s in stage.input_shapes) + " → " + fmt_shape(stage.output_shape)
         bad = stats is not None and not stats.is_finite
         rows.append(_row([_nowrap(_e(stage.name)), _e(stage.title), _nowrap(_e(shapes)), _e(stage.dtype), *_stats_cells(stats),

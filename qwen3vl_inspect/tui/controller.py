@@ -21,17 +21,11 @@ from qwen3vl_inspect.fusion.fuse import DEFAULT_TEXT
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.config import checkpoint_folder, weights_label
 from qwen3vl_inspect.model.encoder import VisionEncoder
-from qwen3vl_inspect.tracing import Stage, StageError, Trace, trace
+from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
 from qwen3vl_inspect import overlays
 from qwen3vl_inspect.overlays import Overlay, ViewSpec
-from qwen3vl_inspect.tui.stages import (  # noqa: F401  (re-exported for widgets and tests)
-    FUSION,
-    known_stats,
-    layer_of,
-    planned_stage_names,
-    planned_title,
-    top_level,
-)
+from qwen3vl_inspect.stage_name import StageName
+from qwen3vl_inspect.tui.stages import FUSION, planned_title
 
 if TYPE_CHECKING:
     from qwen3vl_inspect.fusion import FusionResult, TokenInfo
@@ -39,7 +33,6 @@ if TYPE_CHECKING:
 PENDING, DONE, FAILED, NONFINITE = "pending", "done", "failed", "nonfinite"
 OVERLAY_CACHE = 64
 PREFETCH_BYTES = 64 * 2**20  # one block's maps (all heads) small enough to compute ahead
-MATRIX_BYTES = 512 * 2**20  # attention maps kept at hand (shared with the Trace's own cache, not copies)
 
 
 @dataclass
@@ -77,9 +70,7 @@ class Inspector:
         self.norms_instead = False
         self.show_overlay = True
         self._cache_lock = threading.Lock()  # the overlay cache is read by the UI thread, filled by workers
-        self._overlays: OrderedDict[ViewSpec, Overlay] = OrderedDict()
-        self._matrices: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-        self._summaries: dict[int, dict[str, Any]] = {}
+        self._overlays: OrderedDict[ViewSpec, Overlay] = OrderedDict()  # pictures' values: a few KB each
         # the fusion view: the finished Trace's output in the language model's input, for the prompt `text`
         self.text = DEFAULT_TEXT if text is None else text
         self.fusion: FusionResult | None = None
@@ -97,7 +88,7 @@ class Inspector:
 
     @property
     def names(self) -> list[str]:
-        stages = self.trace.stage_names if self.trace is not None else planned_stage_names(self.config)
+        stages = self.trace.stage_names if self.trace is not None else stage_names_for(self.config)
         return [*stages, FUSION]
 
     @property
@@ -174,14 +165,13 @@ class Inspector:
         if name == FUSION:
             return DONE if self.fusion is not None else FAILED if self.fusion_error is not None else PENDING
         failure = self.trace.failure
-        if failure is not None and top_level(name) == failure.stage:
+        if failure is not None and str(StageName.parse(name).top) == failure.stage:
             return FAILED
         try:
             stage = self.trace[name]
         except KeyError:
             return PENDING
-        stats = known_stats(stage)
-        return NONFINITE if stats is not None and not stats.is_finite else DONE
+        return NONFINITE if stage.nonfinite else DONE
 
     def stage(self, name: str) -> Stage | None:
         if self.trace is None:
@@ -197,7 +187,7 @@ class Inspector:
 
     def toggle_breakpoint(self, name: str | None = None) -> tuple[str, bool]:
         """Breakpoints sit on top-level stages (a block's steps are computed together)."""
-        target = top_level(name or self.selected)
+        target = str(StageName.parse(name or self.selected).top)
         if target in self.breakpoints:
             self.breakpoints.discard(target)
             return target, False
@@ -211,17 +201,17 @@ class Inspector:
 
     def block_step(self, delta: int) -> str | None:
         """Same step of the previous/next block (`blocks.3.mlp` → `blocks.4.mlp`); from elsewhere, the nearest block."""
-        layer = layer_of(self.selected)
-        if layer is None:
+        here = StageName.parse(self.selected)
+        if not here.in_block:
             names = self.names
-            index = names.index(top_level(self.selected)) if top_level(self.selected) in names else 0
-            blocks = [n for n in (names[index + 1:] if delta > 0 else reversed(names[:index])) if n.startswith("blocks.")]
+            index = names.index(str(here.top)) if str(here.top) in names else 0
+            blocks = [n for n in (names[index + 1:] if delta > 0 else reversed(names[:index]))
+                      if n != FUSION and StageName.parse(n).in_block]
             return self._go(blocks[0]) if blocks else None
-        target = layer + delta
+        target = here.layer + delta
         if not 0 <= target < self.config.depth:
             return None
-        rest = self.selected.split(".")[2:]
-        return self._go(".".join(["blocks", str(target), *rest]))
+        return self._go(str(here.in_layer(target)))
 
     def _go(self, name: str) -> str:
         self.selected = name
@@ -279,8 +269,8 @@ class Inspector:
         fixed = {"input": overlays.IMAGE, "patchify": overlays.PATCHIFY, "rotary": overlays.ROTARY}
         if name in fixed:
             return fixed[name]
-        parts = name.split(".")
-        if parts[0] == "blocks" and (len(parts) == 2 or parts[2] == "attn") and not self.norms_instead:
+        parsed = StageName.parse(name)
+        if parsed.in_block and parsed.step in (None, "attn") and not self.norms_instead:
             return overlays.ATTENTION
         return overlays.NORMS
 
@@ -294,7 +284,7 @@ class Inspector:
             return ViewSpec(self.selected, kind, query=(self.token[0] * self.merge, self.token[1] * self.merge))
         if kind != overlays.ATTENTION:
             return ViewSpec(self.selected, kind)
-        return ViewSpec(self.selected, kind, layer_of(self.selected), None if self.rollout else self.head,
+        return ViewSpec(self.selected, kind, StageName.parse(self.selected).layer, None if self.rollout else self.head,
                         self.rollout, None if self.received else self.query)
 
     def cached_overlay(self, spec: ViewSpec) -> Overlay | None:
@@ -322,16 +312,13 @@ class Inspector:
             return found
         with self.lock:
             result = self._compute(spec)
-            stage = self.stage(spec.stage)
-            if stage is not None:
-                stage.stats  # a block step's stats: computed here, in the worker, so the UI only reads them
+            if self.stage(spec.stage) is not None:
+                self.trace.stats(spec.stage)  # a block step's stats: computed here, in the worker; the UI only reads
         return result
 
     def _compute(self, spec: ViewSpec) -> Overlay:
         """Compute and cache one overlay; the caller holds `lock`."""
-        result = overlays.compute(self.trace, spec, self._matrices)
-        while len(self._matrices) > 1 and sum(t.numel() * t.element_size() for t in self._matrices.values()) > MATRIX_BYTES:
-            self._matrices.popitem(last=False)
+        result = overlays.compute(self.trace, spec)
         with self._cache_lock:
             self._overlays[spec] = result
             while len(self._overlays) > OVERLAY_CACHE:
@@ -345,10 +332,9 @@ class Inspector:
         if spec.kind in (overlays.PATCHIFY, overlays.ROTARY):
             return True
         if spec.kind == overlays.NORMS:
-            return spec.stage.count(".") < 2  # a block step's tensor would be recomputed
+            return StageName.parse(spec.stage).kind != "step"  # a block step's tensor would be recomputed
         if spec.kind == overlays.ATTENTION:
-            needed = ("rollout", spec.layer) if spec.rollout else ("heads", spec.layer)
-            return needed in self._matrices
+            return self.trace.attention_at_hand(spec.layer, spec.head, spec.rollout)
         return False
 
     def quick_overlay(self, spec: ViewSpec) -> Overlay | None:
@@ -370,22 +356,21 @@ class Inspector:
         if self.trace is None or self.config.num_heads * n * n * 4 > PREFETCH_BYTES:
             return []
         return [other for other in (layer + 1, layer - 1)
-                if 0 <= other < self.config.depth and ("heads", other) not in self._matrices
-                and self.status(f"blocks.{other}") not in (PENDING, FAILED)]
+                if 0 <= other < self.config.depth and not self.trace.attention_at_hand(other, 0)
+                and self.status(str(StageName.block(other))) not in (PENDING, FAILED)]
 
     def prefetch(self, layer: int) -> None:
+        """Every head of block `layer` into the Trace's attention store, so head keys redraw at once."""
         with self.lock:
-            overlays.layer_maps(self.trace, layer, self._matrices)
+            self.trace.attention(layer)
 
     def cached_summary(self, layer: int) -> dict[str, Any] | None:
-        return self._summaries.get(layer)
+        return self.trace.attention_store.summary_at_hand(layer) if self.trace is not None else None
 
     def head_summary(self, layer: int) -> dict[str, Any]:
         """Entropy / mean distance per head and sink patches of one block (computed once, in a worker)."""
-        if layer not in self._summaries:
-            with self.lock:
-                self._summaries[layer] = overlays.head_summary(self.trace, layer, self._matrices)
-        return self._summaries[layer]
+        with self.lock:
+            return self.trace.head_summary(layer)
 
     # ---- files (see files.py) -------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ def test_block_steps_open_under_their_block(make_app):
                 assert ins.selected == expected
                 await until(pilot, lambda: view_ready(app), what=expected)
             assert ins.view_kind() == "norms"  # an MLP shows the norm of each patch
-            assert ins.stage("blocks.1.mlp").known_stats is not None  # computed in the worker, shown in the panel
+            assert ins.stage("blocks.1.mlp").stats is not None  # computed in the worker, shown in the panel
 
     asyncio.run(scenario())
 

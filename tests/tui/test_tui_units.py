@@ -16,7 +16,8 @@ from qwen3vl_inspect import VisionConfig, load_image, preprocess
 from qwen3vl_inspect.commands.common import demo_image_path
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.render.halfblock import HEAT_16, HEAT_256, HalfBlock, heat_indices, luminance, palette_rgb, ramp_for
-from qwen3vl_inspect.tui.controller import Inspector, planned_stage_names
+from qwen3vl_inspect.tracing import stage_names_for
+from qwen3vl_inspect.tui.controller import Inspector
 from qwen3vl_inspect.tui.launch import build_app, check_model
 from qwen3vl_inspect.tui.picture import compose, fit, patch_at
 
@@ -100,8 +101,8 @@ def inspector():
 
 def test_planned_stages_match_the_trace(inspector):
     """The list is drawn from the config before the model exists: it must be the Trace's own plan."""
-    assert planned_stage_names(inspector.config) == inspector.trace.stage_names
-    big = planned_stage_names(VisionConfig.preset("qwen3-vl-2b"))
+    assert stage_names_for(inspector.config) == inspector.trace.stage_names
+    big = stage_names_for(VisionConfig.preset("qwen3-vl-2b"))
     assert big[5:12] == ["blocks.0", "blocks.1", "blocks.2", "blocks.3", "blocks.4", "blocks.5", "deepstack.0"]
     assert len(big) == 5 + 24 + 3 + 1
 

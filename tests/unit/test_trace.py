@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from qwen3vl_inspect import InputError, VisionConfig, VisionEncoder, preprocess
-from qwen3vl_inspect import attention as attn_maps
+from qwen3vl_inspect import attention_maps as attn_maps
 from qwen3vl_inspect.inputs.layout import merge_order_to_raster_index, token_pixel_box
 from qwen3vl_inspect.tracing import StageError, trace
 
@@ -67,6 +67,23 @@ def test_keep_policy_recomputes_substages(encoder, inputs):
     assert lean.estimated_bytes() < full.estimated_bytes()
 
 
+def test_reading_stages_never_reruns_a_block(encoder, inputs):
+    tr = trace(encoder, inputs).run()
+    calls = []
+    handle = encoder.blocks[1].register_forward_hook(lambda *_: calls.append(1))
+    try:
+        summary = tr.summary()  # what `trace --json` prints
+        assert calls == [] and summary["stages"][5]["substages"][1]["stats"] is None
+        assert tr["blocks.1.attn"].stats is None and not tr["blocks.1.attn"].nonfinite
+        stats = tr.stats("blocks.1.attn")  # the explicit call runs the block once for all six steps
+        assert calls == [1] and stats is tr["blocks.1.attn"].stats
+        assert all(step.stats is not None for step in tr["blocks.1"].substages)
+        tr.stats("blocks.1.mlp")
+        assert calls == [1]
+    finally:
+        handle.remove()
+
+
 def test_failure_keeps_earlier_stages(encoder, inputs, monkeypatch):
     tr = trace(encoder, inputs)
 
@@ -88,7 +105,9 @@ def test_nonfinite_stage_is_flagged(encoder, inputs):
         encoder.blocks[1].mlp.linear_fc2.bias[0] = float("nan")
     try:
         tr = trace(encoder, inputs).run()
-        # sub-stage stats are recomputed from the stored block input on first read: read them while the NaN is in
+        # sub-stage stats are recomputed from the stored block input when asked: ask while the NaN is in
+        for layer in range(CONFIG.depth):
+            tr.compute_step_stats(layer)
         flagged = [s.name for s in tr.all_stages() if s.nonfinite]
     finally:
         with torch.no_grad():
@@ -149,12 +168,14 @@ def test_rollout_on_a_hand_made_example():
 
 
 def test_rollout_and_head_summary_on_the_trace(encoder, inputs, monkeypatch):
-    monkeypatch.setattr("qwen3vl_inspect.trace_attention.ATTENTION_CACHE_BYTES", 3 * 48 * 48 * 4)
     tr = trace(encoder, inputs)
+    tr.attention_store.store_bytes = 3 * 48 * 48 * 4
     rolled = tr.rollout(layer=2)
     assert rolled.shape == (48, 48)
     torch.testing.assert_close(rolled.sum(-1), torch.ones(48))
-    assert len(tr._attention_cache) <= 3  # bounded: never all layers × heads at once
+    means = [tr.head_mean_attention(layer) for layer in range(3)]
+    torch.testing.assert_close(rolled, attn_maps.rollout(means))  # layer by layer equals the product of all
+    assert tr.attention_store.bytes_held <= 3 * 48 * 48 * 4  # bounded: never all layers × heads at once
     summary = tr.head_summary(1)
     assert len(summary["entropy"]) == CONFIG.num_heads
     assert all(0 <= e <= summary["uniform_entropy"] + 1e-5 for e in summary["entropy"])
@@ -181,9 +202,11 @@ def test_mean_distance_counts_patches():
 
 def test_requests_over_budget_are_refused(encoder, inputs):
     tr = trace(encoder, inputs, attention_budget=20_000)
-    with pytest.raises(InputError, match=r"--max-pixels \d+"):
-        tr.attention(0)  # 4 heads × 48² × 4 bytes = 36 kB
-    assert tr.attention(0, head=0).shape == (48, 48)  # one head fits
+    with pytest.raises(InputError, match=r"ask for one head .*--max-pixels \d+"):
+        tr.attention(0)  # peak (4 + 2) maps × 48² × 4 bytes = 55 kB
+    assert tr.attention(0, head=0).shape == (48, 48)  # one head fits: 2 maps = 18 kB
+    with pytest.raises(InputError, match=r"rollout .* re-run with --max-pixels \d+"):
+        tr.rollout(1)  # 5 maps; one head would not help, so it is not suggested
     with pytest.raises(InputError, match=r"would keep .* --max-pixels \d+"):
         trace(encoder, inputs, memory_budget=100_000)
 

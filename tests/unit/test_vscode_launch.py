@@ -23,7 +23,7 @@ def resolve(value: str) -> Path:
 
 def default_stage_names() -> list[str]:
     """Stage and block sub-stage names of the default model, from its config alone (nothing is built)."""
-    from qwen3vl_inspect.tracing import SUBSTAGES
+    from qwen3vl_inspect.stage_name import BLOCK_STEPS as SUBSTAGES
 
     folder = checkpoint_folder(DEFAULT_MODEL)
     config = VisionConfig.from_json(folder / "config.json") if folder is not None else VisionConfig.preset(DEFAULT_MODEL)

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from qwen3vl_inspect.probe.tensors import TensorStats
 from qwen3vl_inspect.tracing import Stage
-from qwen3vl_inspect.tui.controller import known_stats, top_level
+from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.overlays import Overlay
 
 
@@ -55,7 +55,7 @@ class StageInfo(Static):
             self.update(Group(*parts))
 
     def show_stage(self, stage: Stage, overlay: Overlay | None, nonfinite: tuple[str, str, str] | None) -> None:
-        if not self._changed((id(stage), known_stats(stage) is not None, nonfinite,
+        if not self._changed((id(stage), stage.stats is not None, nonfinite,
                               tuple(overlay.notes) if overlay is not None else None)):
             return
         parts: list[RenderableType] = []
@@ -71,14 +71,14 @@ class StageInfo(Static):
         table.add_row("shape", Text(f"{ins} → {_shape(stage.output_shape)} {stage.dtype}"))
         if stage.module:
             table.add_row("module", stage.module)
-        stats = known_stats(stage)
+        stats = stage.stats
         if stats is not None:
             table.add_row("stats", stats_text(stats))
-        elif stage.stats_source is not None:
+        elif StageName.parse(stage.name).kind == "step":  # a worker is running the block again for them
             table.add_row("stats", Text("computing …", style="dim"))
         parts.append(table)
         bad = stats is not None and not stats.is_finite
-        if nonfinite is not None and bad and top_level(stage.name) == nonfinite[0]:
+        if nonfinite is not None and bad and str(StageName.parse(stage.name).top) == nonfinite[0]:
             parts.append(Text(f"first NaN/Inf of the run: produced by module {nonfinite[1]}", style="bold red"))
             parts.append(Text(nonfinite[2], style="red"))
         elif bad:

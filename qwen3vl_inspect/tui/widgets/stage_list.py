@@ -10,8 +10,9 @@ from rich.text import Text
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from qwen3vl_inspect.tracing import SUBSTAGES
-from qwen3vl_inspect.tui.controller import DONE, FAILED, NONFINITE, Inspector, layer_of
+from qwen3vl_inspect.model.stage_plan import block_steps
+from qwen3vl_inspect.stage_name import StageName
+from qwen3vl_inspect.tui.controller import DONE, FAILED, NONFINITE, Inspector
 from qwen3vl_inspect.tui.messages import StageChosen
 
 GLYPHS = {DONE: ("✓", "green"), NONFINITE: ("✗", "bold red"), FAILED: ("✗", "bold red")}
@@ -38,10 +39,11 @@ class StageList(Tree[str]):
         self._stage_labels.clear()
         self._stage_names = list(inspector.names)
         for name in self._stage_names:
-            if layer_of(name) is not None:
+            parsed = StageName.parse(name)
+            if parsed.kind == "block":
                 node = self.root.add("", data=name, expand=False)
-                for sub in SUBSTAGES:
-                    self._stage_nodes[f"{name}.{sub}"] = node.add_leaf("", data=f"{name}.{sub}")
+                for step in block_steps(parsed.layer):
+                    self._stage_nodes[str(step)] = node.add_leaf("", data=str(step))
             else:
                 node = self.root.add_leaf("", data=name)
             self._stage_nodes[name] = node
@@ -56,16 +58,14 @@ class StageList(Tree[str]):
         else:
             glyph, style = GLYPHS.get(status, ("·", "dim"))
             text.append(glyph + " ", style=style)
-        title = inspector.title(name)
-        if name.startswith("deepstack."):
-            title = f"DeepStack merger {name.split('.')[1]}"  # it follows its block, which carries the same ◆
-        if layer_of(name) is not None and name.count(".") == 2:
-            title = title.split(" · ")[-1]  # a step under its block: "attention", not "block 3 · attention"
+        parsed = StageName.parse(name)
+        # a DeepStack merger follows its block, which carries the same ◆; a step sits under its block
+        # ("attention", not "block 3 · attention")
+        title = parsed.short_title() if parsed.kind in ("deepstack", "step") else inspector.title(name)
         bad = status in (NONFINITE, FAILED)
         text.append(title, style="bold red" if bad else "" if status == DONE or name == running else "dim")
-        layer = layer_of(name)
-        tapped = name.count(".") == 1 and layer is not None and layer in inspector.config.deepstack_visual_indexes
-        if tapped or name.startswith("deepstack."):
+        tapped = parsed.kind == "block" and parsed.layer in inspector.config.deepstack_visual_indexes
+        if tapped or parsed.kind == "deepstack":
             text.append(" ◆", style="magenta")
         return text
 

@@ -46,25 +46,8 @@ def find_segment(grid_thw: torch.Tensor, image: int, frame: int = 0) -> Segment:
     return Segment(image, frame, start, start + h * w, h, w)
 
 
-def attention_bytes(tokens: int, heads: int) -> int:
-    return heads * tokens * tokens * BYTES_PER_PROB
-
-
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
-
-
-def check_attention_budget(tokens: int, heads: int, budget: int, what: str) -> None:
-    """Refuse a map request over the budget, saying how small an image would fit (maps grow as n²)."""
-    needed = attention_bytes(tokens, heads)
-    if needed <= budget:
-        return
-    fitting_tokens = int((budget / (heads * BYTES_PER_PROB)) ** 0.5)
-    max_pixels = max(fitting_tokens * 16 * 16 // 1024 * 1024, 32 * 32)
-    raise InputError(
-        f"{what} needs {_size(needed)} for {tokens} patches × {heads} head(s), over the {_size(budget)} budget; "
-        f"ask for one head, or re-run with --max-pixels {max_pixels} or less"
-    )
 
 
 def check_trace_budget(needed: int, budget: int, pixels: int) -> None:
@@ -100,20 +83,23 @@ def layer_probabilities(
     return block.attn.probabilities(q, k)  # (h, n, n)
 
 
-def rollout(layer_means: list[torch.Tensor]) -> torch.Tensor:
-    """Attention rollout (Abnar & Zuidema 2020): multiply per-layer (0.5·A + 0.5·I), rows renormalised.
+def rollout_step(result: torch.Tensor | None, layer_mean: torch.Tensor) -> torch.Tensor:
+    """One layer of attention rollout (Abnar & Zuidema 2020): (0.5·A + 0.5·I), rows renormalised, times
+    the product so far. Entry [i, j] of the final product is how much of token i's representation
+    flows from input token j. Multiplying layer by layer keeps one layer's map alive at a time."""
+    mixed = layer_mean * 0.5
+    mixed.diagonal().add_(0.5)
+    mixed.div_(mixed.sum(-1, keepdim=True))
+    return mixed if result is None else mixed @ result
 
-    `layer_means` are head-averaged (n, n) maps from layer 0 upward; entry [i, j] of the result is
-    how much of token i's final representation flows from input token j.
-    """
+
+def rollout(layer_means: list[torch.Tensor]) -> torch.Tensor:
+    """Attention rollout over head-averaged (n, n) maps from layer 0 upward."""
+    if not layer_means:
+        raise ValueError("rollout needs at least one layer")
     result = None
     for attention in layer_means:
-        eye = torch.eye(attention.shape[-1], dtype=attention.dtype, device=attention.device)
-        mixed = 0.5 * attention + 0.5 * eye
-        mixed = mixed / mixed.sum(-1, keepdim=True)
-        result = mixed if result is None else mixed @ result
-    if result is None:
-        raise ValueError("rollout needs at least one layer")
+        result = rollout_step(result, attention)
     return result
 
 
