@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-tmux", action="store_true")
     args = parser.parse_args()
-    from qwen3vl_inspect.cli import DEFAULT_MODEL
+    from qwen3vl_inspect.session import DEFAULT_MODEL
 
     model = args.model or DEFAULT_MODEL
     print(f"# qwen3vl-inspect TUI latency · model {model} · demo image 400×300 → 432 patches · 120×40\n")

@@ -18,11 +18,9 @@ import sys
 from rich.console import Console
 
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.session import DEFAULT_MODEL, DTYPES
 
-DEFAULT_MODEL = "demo"
-DTYPES = ("float32", "bfloat16", "float16")
 COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion")
-EXIT_NONFINITE = 3
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -75,9 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_tui(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        from qwen3vl_inspect.commands import trace
+
+        err.print("(not a terminal: printing the stage table; run in a terminal for the interactive view)",
+                  style="dim", markup=False, highlight=False)
+        args.json = getattr(args, "json", False)
+        args.substages = getattr(args, "substages", False)
+        return trace.run(args, out, err)
     from qwen3vl_inspect.tui.launch import run  # textual is imported only on this path
 
-    return run(args, out, err)
+    return run(args, err)
 
 
 def main(argv: list[str] | None = None) -> int:

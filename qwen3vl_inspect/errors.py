@@ -7,6 +7,9 @@ name the file or value and say what to do.
 
 from __future__ import annotations
 
+# exit codes of the non-interactive commands
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NONFINITE = 0, 1, 2, 3
+
 
 class InputError(ValueError):
     """A problem with what the user gave us; the message is shown as is."""

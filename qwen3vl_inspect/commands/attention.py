@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from qwen3vl_inspect.commands.common import image_path, run_trace
+from qwen3vl_inspect.commands.common import image_path, open_trace, run_with_progress
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.stage_name import StageName
 
 
 def parse_query(text: str | None, grid_h: int, grid_w: int) -> tuple[int, int] | None:
@@ -33,11 +34,14 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise InputError(f"{output.parent}: folder does not exist; create it or choose another -o path")
     if not 0 <= args.layer < 10**4:
         raise InputError(f"--layer {args.layer}: blocks are numbered from 0")
-    tr = run_trace(args, err, until=f"blocks.{args.layer}")
-    if tr.failure is not None:
-        return 1
+    tr = open_trace(args, err)
     if not 0 <= args.image_index < len(tr.grid_thw):
         raise InputError(f"--image-index {args.image_index}: this input has {len(tr.grid_thw)} image(s)")
+    # priced before the run: a map that can't fit is refused before a single block is computed
+    tr.check_attention_request(args.layer, args.head, args.rollout, image=args.image_index)
+    run_with_progress(tr, err, until=str(StageName.block(args.layer)))
+    if tr.failure is not None:
+        return 1
     _, grid_h, grid_w = tr.grid_thw[args.image_index].tolist()
     query = parse_query(args.query, grid_h, grid_w)
     with err.status("computing attention …"):

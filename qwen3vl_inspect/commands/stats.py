@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from qwen3vl_inspect.commands.common import describe_run, image_path, run_trace
+from qwen3vl_inspect.errors import EXIT_NONFINITE
 
-EXIT_NONFINITE = 3
 
 
 def _number(value: float | None) -> str:

@@ -190,7 +190,3 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
             nn.init.ones_(sub.weight)
             nn.init.zeros_(sub.bias)
 
-
-def attention_memory_bytes(segment_lengths: list[int], num_heads: int, bytes_per_value: int = 4) -> int:
-    """Bytes one layer's full probability tensor takes, summed over segments."""
-    return sum(num_heads * n * n * bytes_per_value for n in segment_lengths)

@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qwen3vl_inspect.notebook.attention_controller import AttentionController
-from qwen3vl_inspect.render.html import enable_html_display, stage_html, stats_rows_html, trace_html
 from qwen3vl_inspect.notebook.plots import overlay_grid, overlay_plot
-from qwen3vl_inspect.notebook.session import MODEL_ENV, default_model, open_trace, sample_image
-from qwen3vl_inspect.notebook.stats_controller import StatsController, StatsRow
+from qwen3vl_inspect.notebook.stats_controller import StatsController
+from qwen3vl_inspect.render.html import stage_html, stats_rows_html, trace_html
+from qwen3vl_inspect.session import MODEL_ENV, default_model, open_trace, sample_image
+from qwen3vl_inspect.stats_rows import StatsRow
 from qwen3vl_inspect.notebook.stepper_controller import StepperController
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ __all__ = [
     "StatsTable",
     "StepperController",
     "default_model",
-    "enable_html_display",
     "open_trace",
     "overlay_grid",
     "overlay_plot",

@@ -14,7 +14,7 @@ from PIL import Image
 
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.notebook import pictures
-from qwen3vl_inspect.notebook.session import first_image
+from qwen3vl_inspect.session import first_image
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import Trace
 from qwen3vl_inspect import overlays

@@ -1,9 +1,7 @@
 """HTML for Jupyter: a Trace as a table of its stages, a Stage as a card with its teaching text.
 
-These are the `_repr_html_` of `Trace` and `Stage`. Until those classes carry the method,
-`enable_html_display()` registers the functions with IPython's HTML formatter (what
-`open_trace()` does), which JupyterLab, Notebook 7 and VS Code notebooks all use. Nothing here
-imports ipywidgets. NaN/Inf is red and spelled out (`NaN×3`), so it reads without colour too.
+These are the `_repr_html_` of `Trace` and `Stage`, which JupyterLab, Notebook 7 and VS Code
+notebooks all call. Nothing here imports ipywidgets. NaN/Inf is red and spelled out (`NaN×3`), so it reads without colour too.
 """
 
 from __future__ import annotations
@@ -16,8 +14,8 @@ from qwen3vl_inspect.probe._format import fmt_float, fmt_shape
 from qwen3vl_inspect.probe.tensors import TensorStats
 
 if TYPE_CHECKING:
-    from qwen3vl_inspect.notebook.stats_controller import StatsRow
     from qwen3vl_inspect.stage import Stage
+    from qwen3vl_inspect.stats_rows import StatsRow
     from qwen3vl_inspect.tracing import Trace
 
 RED = "color:#d00;font-weight:bold"
@@ -126,23 +124,3 @@ def stats_rows_html(rows: "list[StatsRow]", tr: "Trace | None" = None) -> str:
     if not rows:
         foot += "<div><i>no rows</i></div>"
     return f'<div class="qwen3vl-stats"><table style="border-collapse:collapse">{"".join(table)}</table>{foot}</div>'
-
-
-def enable_html_display() -> bool:
-    """Register the HTML display of Trace and Stage with the running IPython; False outside IPython."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None:
-        return False
-    from qwen3vl_inspect.stage import Stage
-    from qwen3vl_inspect.tracing import Trace
-
-    formatter = shell.display_formatter.formatters["text/html"]
-    if not hasattr(Trace, "_repr_html_"):
-        formatter.for_type(Trace, trace_html)
-    if not hasattr(Stage, "_repr_html_"):
-        formatter.for_type(Stage, stage_html)
-    return True

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-
 from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.fusion.fuse import DEFAULT_TEXT
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.config import checkpoint_folder, weights_label
 from qwen3vl_inspect.model.encoder import VisionEncoder
+from qwen3vl_inspect.session import load_encoder
 from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
 from qwen3vl_inspect import overlays
 from qwen3vl_inspect.overlays import Overlay, ViewSpec
@@ -119,7 +118,7 @@ class Inspector:
                    f"from {len(about['vision_shards'])} of {about['total_shards']} shard(s) in {source.name}")
         else:
             report(f"loading the {self.model} preset ({self.config.depth} blocks, {weights_label(self.model)})")
-        encoder = VisionEncoder.from_pretrained(self.model, dtype=getattr(torch, self.dtype), device=torch.device(self.device))
+        encoder = load_encoder(self.model, self.dtype, self.device)
         report("preparing the trace")
         traced = trace(encoder, self.inputs)
         with self.lock:

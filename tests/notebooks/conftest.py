@@ -17,4 +17,4 @@ def tiny_encoder() -> VisionEncoder:
 def tiny_trace(tiny_encoder):
     from qwen3vl_inspect.notebook import open_trace
 
-    return open_trace(encoder=tiny_encoder, html=False)
+    return open_trace(encoder=tiny_encoder)

@@ -119,7 +119,7 @@ def test_stepper_views_follow_the_stage_kind(tiny_trace):
     assert shown.spec.kind == overlays.NORMS
     assert shown.values.shape == (GRID[0] // 2, GRID[1] // 2)
     with pytest.raises(InputError):
-        StepperController(open_trace(encoder=tiny_trace.encoder, html=False)).select("merger")
+        StepperController(open_trace(encoder=tiny_trace.encoder)).select("merger")
 
 
 def test_a_failing_stage_is_shown_and_earlier_stages_stay(tiny_trace, monkeypatch):
@@ -139,7 +139,7 @@ def test_a_failing_stage_is_shown_and_earlier_stages_stay(tiny_trace, monkeypatc
 
 def test_stats_rows_and_the_first_nonfinite_stage(tiny_encoder):
     with inject_nonfinite(tiny_encoder, "blocks.2.mlp.linear_fc1", where="weight"):
-        bad = open_trace(encoder=tiny_encoder, keep="all", html=False)
+        bad = open_trace(encoder=tiny_encoder, keep="all")
         bad.run()
     c = StatsController(bad)
     assert [r.name for r in c.rows()] == bad.stage_names
@@ -165,14 +165,11 @@ def test_stage_and_trace_html(tiny_trace):
     assert "Self-attention" in card and "[432, 64]" in card and "<script" not in card
 
 
-def test_html_display_is_registered_with_ipython(tiny_trace):
+def test_ipython_displays_traces_and_stages_as_html(tiny_trace):
     from IPython.core.interactiveshell import InteractiveShell
-
-    from qwen3vl_inspect.notebook import enable_html_display
 
     shell = InteractiveShell.instance()
     try:
-        assert enable_html_display()
         data, _ = shell.display_formatter.format(tiny_trace)
         assert "<b>Trace</b>" in data["text/html"]
         tiny_trace.step()

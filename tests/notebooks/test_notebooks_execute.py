@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen3vl_inspect.cli import DEFAULT_MODEL
+from qwen3vl_inspect.session import DEFAULT_MODEL
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 EXPECTED = ["01_pipeline_tour", "02_attention_maps", "03_hooks_and_nan_debugging", "04_vision_to_text_fusion"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen3vl_inspect.cli import DEFAULT_MODEL
+from qwen3vl_inspect.session import DEFAULT_MODEL
 from qwen3vl_inspect.config import VisionConfig, checkpoint_folder
 
 ROOT = Path(__file__).resolve().parents[2]

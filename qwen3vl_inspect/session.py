@@ -1,0 +1,145 @@
+"""Opening a run, the same way for the command line, the TUI and notebooks.
+
+The default model, device parsing, the embedded sample pictures, reading the image before the
+model (so a bad file fails fast) and building a lazy Trace live here, below every front end:
+`cli`/`commands`, `tui` and `notebook` import this module, never each other.
+
+`QWEN3VL_INSPECT_MODEL=/path/to/Qwen3-VL-2B-Instruct jupyter lab` points every notebook at a real
+checkpoint (or a preset) without editing them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, is_preset_name, unknown_model
+from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.inputs.image import VisionInputs, load_image, preprocess
+from qwen3vl_inspect.model.encoder import VisionEncoder
+from qwen3vl_inspect.tracing import Trace, trace
+
+DEFAULT_MODEL = "demo"
+MODEL_ENV = "QWEN3VL_INSPECT_MODEL"
+SAMPLES = ("demo", "grace_hopper", "scene:N")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def default_model() -> str:
+    """`$QWEN3VL_INSPECT_MODEL` if set, else DEFAULT_MODEL (the demo weights that ship with the package)."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+
+
+# ---- pictures ------------------------------------------------------------------------------------
+
+def demo_image_path() -> Path:
+    return Path(str(resources.files("qwen3vl_inspect") / "assets" / "demo.png"))
+
+
+def grace_hopper_path() -> Path:
+    """The photo matplotlib ships in its sample data (a US Navy portrait, public domain)."""
+    from matplotlib import cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+def sample_image(name: str = "demo") -> Image.Image:
+    """A named picture: "demo" (the embedded 400×300 scene), "grace_hopper" (a photo), "scene:N" (drawn shapes)."""
+    if name == "demo":
+        return load_image(demo_image_path())
+    if name == "grace_hopper":
+        return load_image(grace_hopper_path())
+    if name.startswith("scene"):
+        from qwen3vl_inspect.demo_scenes import make_scene
+
+        _, _, index = name.partition(":")
+        return make_scene(int(index or 0), "eval").image
+    raise InputError(f"no sample image {name!r}; choose one of {', '.join(SAMPLES)} or pass a file path")
+
+
+def _as_image(item: Any) -> Any:
+    if isinstance(item, str) and (item in ("demo", "grace_hopper") or item.startswith("scene")) and not Path(item).is_file():
+        return sample_image(item)
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item)
+    return item  # PIL image, array, or a list of frames: preprocess takes those
+
+
+def first_image(tr: Trace) -> Image.Image:
+    """The resized image the first input's patches were cut from (frame 0 of a video)."""
+    image = tr.inputs.images[0]
+    return image[0] if isinstance(image, Sequence) else image
+
+
+# ---- checks that run before anything slow -------------------------------------------------------
+
+def parse_device(name: str) -> torch.device:
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+
+
+def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    if name not in DTYPES:
+        raise InputError(f"dtype {name!r}: choose one of {', '.join(DTYPES)}")
+    return getattr(torch, name)
+
+
+def check_model(model: str) -> VisionConfig:
+    """The vision config of a preset or checkpoint folder, reading headers only: fails fast on a bad path."""
+    path = Path(model).expanduser()
+    if path.exists() and not (is_preset_name(model) and checkpoint_folder(model) is None):
+        if not path.is_dir():
+            raise unknown_model(model)
+        from qwen3vl_inspect.model.checkpoint import describe_checkpoint
+
+        config = VisionConfig.from_json(path / "config.json")
+        describe_checkpoint(path)  # index, shard headers, key layout: a broken download fails here
+        return config
+    if is_preset_name(model):
+        return VisionConfig.preset(model)
+    raise unknown_model(model)
+
+
+def load_inputs(images: Any = None, min_pixels: int | None = None, max_pixels: int | None = None) -> VisionInputs:
+    """Read and preprocess the image(s) (default: the demo image): fails fast, before the model is built.
+
+    `images` may be a path, a sample name, a PIL image, or a list of them (packed like the real model
+    packs several images).
+    """
+    items = images if isinstance(images, (list, tuple)) else [demo_image_path() if images is None else images]
+    return preprocess([_as_image(item) for item in items], min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+def load_encoder(model: str | os.PathLike | None = None, dtype: str | torch.dtype | None = None,
+                 device: str = "cpu") -> VisionEncoder:
+    """A checkpoint folder, a shipped preset ("demo") or a random-weights preset (default: `default_model()`)."""
+    return VisionEncoder.from_pretrained(model or default_model(), dtype=parse_dtype(dtype), device=parse_device(device))
+
+
+def open_trace(
+    image: Any = None,
+    model: str | os.PathLike | None = None,
+    *,
+    encoder: VisionEncoder | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    dtype: str | torch.dtype | None = None,
+    device: str = "cpu",
+    keep: str = "blocks",
+) -> Trace:
+    """A lazy Trace of `image` (default: the demo image) through `model` (default: `default_model()`).
+
+    Pass `encoder=` to reuse an encoder already built (building a 2B-sized preset takes seconds).
+    """
+    inputs = load_inputs(image, min_pixels, max_pixels)
+    return trace(encoder or load_encoder(model, dtype, device), inputs, keep=keep)
