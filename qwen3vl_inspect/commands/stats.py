@@ -10,11 +10,8 @@ from rich.table import Table
 
 from qwen3vl_inspect.commands.common import describe_run, image_path, run_trace
 from qwen3vl_inspect.errors import EXIT_NONFINITE
+from qwen3vl_inspect.formatting import fmt_float
 
-
-
-def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3g}"
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -42,8 +39,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             inf_count = st.posinf_count + st.neginf_count
             inf = f"[bold red]{inf_count}[/]" if inf_count else "0"
             name = stage.name if stage.substages or "." not in stage.name or stage.kind in ("block", "deepstack") else f"  {stage.name}"
-            table.add_row(name, "×".join(map(str, stage.output_shape)), _number(st.min), _number(st.max), _number(st.mean),
-                          _number(st.std), nan, inf, style="red" if stage.nonfinite else None)
+            table.add_row(name, "×".join(map(str, stage.output_shape)), fmt_float(st.min, 3), fmt_float(st.max, 3), fmt_float(st.mean, 3),
+                          fmt_float(st.std, 3), nan, inf, style="red" if stage.nonfinite else None)
         out.print(table)
     if found is not None:
         stage, module, report = found

@@ -9,11 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from qwen3vl_inspect.commands.common import describe_run, image_path, run_trace
+from qwen3vl_inspect.formatting import fmt_shape
 from qwen3vl_inspect.tracing import Stage, Trace
 
 
 def _shapes(shapes: list[tuple[int, ...]]) -> str:
-    return ", ".join("[" + ", ".join(map(str, s)) + "]" for s in shapes)
+    return ", ".join(fmt_shape(s) for s in shapes)
 
 
 def note(stage: Stage, tr: Trace) -> str:

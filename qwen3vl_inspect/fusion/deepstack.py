@@ -18,6 +18,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from qwen3vl_inspect.formatting import fmt_float
+
 
 def mean_norm(rows: torch.Tensor) -> float | None:
     """Mean per-row L2 norm, in float32; None for no rows."""
@@ -77,16 +79,13 @@ class DeepStackPlan:
                        "‖hidden‖ after", "ratio"):
             table.add_column(column, justify="left" if column == "feature" else "right")
 
-        def fmt(value: float | None) -> str:
-            return "—" if value is None else f"{value:.3g}"
-
         for inj in self.injections:
             vision = "?" if inj.vision_layer is None else str(inj.vision_layer)
-            table.add_row(f"deepstack.{inj.index}", vision, str(inj.text_layer), fmt(inj.feature_norm),
-                          fmt(inj.hidden_before), fmt(inj.hidden_after), fmt(inj.ratio))
+            table.add_row(f"deepstack.{inj.index}", vision, str(inj.text_layer), fmt_float(inj.feature_norm, 3),
+                          fmt_float(inj.hidden_before, 3), fmt_float(inj.hidden_after, 3), fmt_float(inj.ratio, 3))
         lines = Text(f"norms are mean per-token L2 over the {self.visual_tokens} visual positions; "
-                     f"visual input embeddings (merger output) {fmt(self.visual_embed_norm)}, "
-                     f"text embeddings {fmt(self.text_embed_norm)}", style="dim")
+                     f"visual input embeddings (merger output) {fmt_float(self.visual_embed_norm, 3)}, "
+                     f"text embeddings {fmt_float(self.text_embed_norm, 3)}", style="dim")
         lines.append("\nhidden norms: " + (self.measured_with or "not measured (needs the language model: --decoder)"),
                      style="dim")
         for note in self.notes:

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.formatting import fmt_float
 from qwen3vl_inspect.notebook import pictures
 from qwen3vl_inspect.session import first_image
 from qwen3vl_inspect.stage_name import StageName
@@ -110,7 +111,7 @@ class AttentionController:
     def caption(self) -> str:
         shown = self.overlay()
         span = shown.range
-        scale = "" if span is None else f" · colour scale {span[0]:.3g} … {span[1]:.3g}"
+        scale = "" if span is None else f" · colour scale {fmt_float(span[0], 3)} … {fmt_float(span[1], 3)}"
         text = f"block {self.layer} · {shown.what}{scale}"
         if self.mode == "head":
             summary = self.head_summary()

@@ -18,7 +18,7 @@ from rich.text import Text
 from rich.tree import Tree
 from torch import nn
 
-from qwen3vl_inspect.probe._format import fmt_bytes, fmt_count, html_table
+from qwen3vl_inspect.formatting import fmt_bytes, fmt_count, html_table
 
 _CONTAINERS = (nn.ModuleList, nn.Sequential, nn.ModuleDict)
 

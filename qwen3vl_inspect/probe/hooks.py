@@ -32,7 +32,7 @@ from rich.text import Text
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from qwen3vl_inspect.probe._format import fmt_float, fmt_shape, html_table
+from qwen3vl_inspect.formatting import fmt_float, fmt_shape, html_table
 from qwen3vl_inspect.probe.tensors import TensorStats, tensor_stats
 from qwen3vl_inspect.probe.walk import glob_match, is_glob, iter_call_tensors, iter_tensors, resolve_module_names
 

@@ -16,7 +16,7 @@ import torch
 from rich.console import Console, RenderableType
 from rich.table import Table
 
-from qwen3vl_inspect.probe._format import fmt_bytes, html_table
+from qwen3vl_inspect.formatting import fmt_bytes, html_table
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from rich.text import Text
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from qwen3vl_inspect.probe._format import html_table
+from qwen3vl_inspect.formatting import html_table
 from qwen3vl_inspect.probe.tensors import TensorStats, tensor_stats
 from qwen3vl_inspect.probe.walk import get_module, iter_call_tensors, iter_tensors, replace_first_tensor
 

@@ -28,7 +28,7 @@ from rich.tree import Tree
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from qwen3vl_inspect.probe._format import fmt_shape, html_table
+from qwen3vl_inspect.formatting import fmt_shape, html_table
 from qwen3vl_inspect.probe.walk import iter_call_tensors, iter_tensors
 
 _INDEX = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")

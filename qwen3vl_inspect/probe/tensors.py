@@ -20,7 +20,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from qwen3vl_inspect.probe._format import fmt_float, fmt_shape, html_table
+from qwen3vl_inspect.formatting import fmt_float, fmt_shape, html_table, nonfinite_parts
 from qwen3vl_inspect.probe.walk import iter_tensors
 
 PERCENTILES: tuple[int, ...] = (1, 5, 25, 50, 75, 95, 99)
@@ -98,9 +98,8 @@ class TensorStats:
 
     def _nonfinite_text(self) -> Text:
         text = Text()
-        for label, count in (("NaN", self.nan_count), ("+Inf", self.posinf_count), ("-Inf", self.neginf_count)):
-            if count:
-                text.append(f" {label}×{count}", style="bold red")
+        for part in nonfinite_parts(self.nan_count, self.posinf_count, self.neginf_count):
+            text.append(f" {part}", style="bold red")
         return text
 
     def one_line(self) -> Text:

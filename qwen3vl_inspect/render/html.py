@@ -10,7 +10,7 @@ import html
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from qwen3vl_inspect.probe._format import fmt_float, fmt_shape
+from qwen3vl_inspect.formatting import fmt_float, fmt_shape, nonfinite_parts
 from qwen3vl_inspect.probe.tensors import TensorStats
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def _nowrap(text: str) -> str:
 
 
 def nonfinite_html(nan: int, posinf: int = 0, neginf: int = 0) -> str:
-    parts = [f"{label}×{count}" for label, count in (("NaN", nan), ("+Inf", posinf), ("-Inf", neginf)) if count]
+    parts = nonfinite_parts(nan, posinf, neginf)
     if not parts:
         return '<span style="color:#080">0</span>'
     return f'<span class="qwen3vl-nonfinite" style="{RED}">{" ".join(parts)}</span>'

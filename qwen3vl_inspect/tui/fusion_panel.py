@@ -14,6 +14,7 @@ from rich.text import Text
 
 from qwen3vl_inspect.fusion import FusionResult, TokenInfo
 from qwen3vl_inspect.fusion.display import STYLES
+from qwen3vl_inspect.formatting import fmt_float
 
 SELECTED = "bold cyan"
 TEXT_SHADES = ("on grey15", "on grey27")
@@ -22,10 +23,6 @@ TEXT_SHADES = ("on grey15", "on grey27")
 def _span(values: list[int]) -> str:
     low, high = min(values), max(values)
     return str(low) if low == high else f"{low}…{high}"
-
-
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3g}"
 
 
 def token_sequence(result: FusionResult) -> Text:
@@ -110,10 +107,10 @@ def deepstack_table(result: FusionResult) -> list[RenderableType]:
         table.add_column(column, justify="left" if column == "feature" else "right", no_wrap=True)
     for inj in plan.injections:
         table.add_row(f"deepstack.{inj.index}", "?" if inj.vision_layer is None else str(inj.vision_layer),
-                      str(inj.text_layer), _num(inj.feature_norm))
+                      str(inj.text_layer), fmt_float(inj.feature_norm, 3))
     note = Text(f"each feature, merged from a vision block's output, is added to the hidden states after its "
                 f"text layer, at the {plan.visual_tokens} image positions only. Mean L2 norms: merger output "
-                f"(image embeddings) {_num(plan.visual_embed_norm)}, text embeddings {_num(plan.text_embed_norm)}",
+                f"(image embeddings) {fmt_float(plan.visual_embed_norm, 3)}, text embeddings {fmt_float(plan.text_embed_norm, 3)}",
                 style="dim")
     for line in plan.notes:
         note.append(f"\n{line}", style="yellow")

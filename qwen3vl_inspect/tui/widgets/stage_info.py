@@ -11,23 +11,15 @@ from textual.widgets import Static
 
 from qwen3vl_inspect.probe.tensors import TensorStats
 from qwen3vl_inspect.tracing import Stage
+from qwen3vl_inspect.formatting import fmt_float, fmt_shape, nonfinite_parts
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.overlays import Overlay
 
 
-def _num(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "[" + ", ".join(str(s) for s in shape) + "]"
-
-
 def stats_text(stats: TensorStats) -> Text:
-    text = Text(f"min {_num(stats.min)}  max {_num(stats.max)}  μ {_num(stats.mean)}  σ {_num(stats.std)}")
-    for label, count in (("NaN", stats.nan_count), ("+Inf", stats.posinf_count), ("-Inf", stats.neginf_count)):
-        if count:
-            text.append(f"  {label}×{count}", style="bold red")
+    text = Text(f"min {fmt_float(stats.min)}  max {fmt_float(stats.max)}  μ {fmt_float(stats.mean)}  σ {fmt_float(stats.std)}")
+    for part in nonfinite_parts(stats.nan_count, stats.posinf_count, stats.neginf_count):
+        text.append(f"  {part}", style="bold red")
     return text
 
 
@@ -67,8 +59,8 @@ class StageInfo(Static):
         table = Table.grid(padding=(0, 1))
         table.add_column(style="dim", no_wrap=True)
         table.add_column()
-        ins = ", ".join(_shape(s) for s in stage.input_shapes)
-        table.add_row("shape", Text(f"{ins} → {_shape(stage.output_shape)} {stage.dtype}"))
+        ins = ", ".join(fmt_shape(s) for s in stage.input_shapes)
+        table.add_row("shape", Text(f"{ins} → {fmt_shape(stage.output_shape)} {stage.dtype}"))
         if stage.module:
             table.add_row("module", stage.module)
         stats = stage.stats

@@ -8,6 +8,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
+from qwen3vl_inspect.formatting import fmt_float
 from qwen3vl_inspect.render.overlay import colorize
 from qwen3vl_inspect.overlays import Overlay
 from qwen3vl_inspect.tui.picture import CMAP
@@ -26,10 +27,6 @@ def scale_bar(palette: tuple[int, ...] | None, cells: int = SCALE_CELLS) -> Text
     return text
 
 
-def _num(value: float) -> str:
-    return f"{value:.3g}"
-
-
 class ViewCaption(Static):
     def show(self, title: str, overlay: Overlay | None, palette: tuple[int, ...] | None, note: str = "") -> None:
         first = Text(title, style="bold", no_wrap=True, overflow="ellipsis")
@@ -38,9 +35,9 @@ class ViewCaption(Static):
         second = Text(no_wrap=True, overflow="ellipsis")
         span = overlay.range if overlay is not None else None
         if span is not None:
-            second.append(_num(span[0]) + " ")
+            second.append(fmt_float(span[0], 3) + " ")
             second.append_text(scale_bar(palette))
-            second.append(" " + _num(span[1]))
+            second.append(" " + fmt_float(span[1], 3))
             if overlay.nonfinite_cells:
                 second.append(f"  {overlay.nonfinite_cells} patch(es) NaN/Inf, drawn as the low end", style="bold red")
             if overlay.query is not None:
@@ -49,7 +46,7 @@ class ViewCaption(Static):
                 inside = row < overlay.values.shape[0] and col < overlay.values.shape[1]
                 own = float(overlay.values[row, col]) if inside else None
                 if own is not None and own > span[1]:
-                    second.append(f" (itself {_num(own)}, off the scale)", style="cyan")
+                    second.append(f" (itself {fmt_float(own, 3)}, off the scale)", style="cyan")
         if note:
             second.append(("  " if second.plain else "") + note, style="yellow")
         key = (first.markup, second.markup)

@@ -1,4 +1,4 @@
-"""Tiny number/shape formatters shared by every probe's `__rich__` and `_repr_html_`.
+"""How numbers, shapes and NaN/Inf counts are written, everywhere: probes, tables, TUI, notebooks.
 
 Kept apart so the stats modules stay pure: they return numbers, and only rendering code
 decides how many digits a human wants to read.
@@ -22,6 +22,11 @@ def fmt_float(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "—"
     return f"{value:.{digits}g}"
+
+
+def nonfinite_parts(nan: int, posinf: int = 0, neginf: int = 0) -> list[str]:
+    """`["NaN×3", "+Inf×1"]`: spelled out so it reads without colour too; empty when all finite."""
+    return [f"{label}×{count}" for label, count in (("NaN", nan), ("+Inf", posinf), ("-Inf", neginf)) if count]
 
 
 def fmt_count(n: int) -> str:
