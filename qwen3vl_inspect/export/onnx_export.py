@@ -55,7 +55,7 @@ def config_from_metadata(metadata: dict[str, str]) -> VisionConfig | None:
 
 
 def export_onnx(encoder: VisionEncoder, path: str | Path, opset: int = DEFAULT_OPSET,
-                intermediates: bool = True) -> Path:
+                intermediates: bool = True, optimize: bool = True) -> Path:
     """Write `encoder` as an ONNX file at `path` with a dynamic patch count; returns the path."""
     path = Path(path)
     config = encoder.config
@@ -75,7 +75,7 @@ def export_onnx(encoder: VisionEncoder, path: str | Path, opset: int = DEFAULT_O
             warnings.simplefilter("ignore")  # exporter deprecation chatter; failures still raise
             program = torch.onnx.export(wrapper, args, dynamo=True, dynamic_shapes=dynamic,
                                         input_names=list(INPUT_NAMES), output_names=wrapper.names,
-                                        opset_version=opset, verbose=False)
+                                        opset_version=opset, verbose=False, optimize=optimize)
     finally:
         logger.setLevel(level)
     _name_axes(program.model, config)
