@@ -26,7 +26,13 @@ from qwen3vl_inspect.export.onnx_run import require_onnx_file
 
 EXIT_COMPLETE, EXIT_UNKNOWN, EXIT_MISSING = 0, 1, 4
 POOLED_NAMES = ("merger", "pooler_output", "pooled_embeds", "pooled", "image_embeds", "vision_embeds")
-_BLOCK_NORM = re.compile(r"(?:^|[./])blocks\.(\d+)\.norm1\.weight$")
+_BLOCK = re.compile(r"(?:^|[./])blocks\.(\d+)\.")
+# Where the tower's width can be read, as (name pattern, which dimension): exporters deduplicate equal
+# tensors (fresh LayerNorm weights are all ones) and rename transposed ones, so several are tried.
+_WIDTH_SOURCES = ((re.compile(r"blocks\.\d+\.norm[12]\.(weight|bias)$"), 0),
+                  (re.compile(r"blocks\.\d+\.attn\.proj\.bias$"), 0),
+                  (re.compile(r"pos_embed\.weight$"), -1),
+                  (re.compile(r"patch_embed\.proj\.weight$"), 0))
 _DEEPSTACK_WEIGHT = re.compile(r"deepstack_merger_list\.(\d+)\.")
 
 
@@ -155,12 +161,12 @@ def _known_sizes() -> dict[tuple[int, int], tuple[str, int]]:
 def _check_foreign(path: Path, model: Any, outputs: list[tuple[str, str]], patch_axis: str | None) -> OnnxCheck:
     """A file without our metadata: identify the tower from its weights, count DeepStack outputs by name or shape."""
     weights = {init.name: list(init.dims) for init in model.graph.initializer}
-    layers = {int(m.group(1)): dims for name, dims in weights.items() if (m := _BLOCK_NORM.search(name))}
+    layers = {int(m.group(1)) for name in weights if (m := _BLOCK.search(name))}
     taps = {int(m.group(1)) for name in weights if (m := _DEEPSTACK_WEIGHT.search(name))}
     notes = ["no qwen3vl_inspect metadata (not written by `qwen3vl-inspect export`)"]
     expected, expected_from = None, None
     if layers:
-        depth, hidden = max(layers) + 1, (layers[0] or [0])[0]
+        depth, hidden = max(layers) + 1, _width(weights)
         known = _known_sizes().get((depth, hidden))
         if known is not None:
             expected, expected_from = known[1], f"depth {depth} and width {hidden} are those of {known[0]}"
@@ -171,12 +177,20 @@ def _check_foreign(path: Path, model: Any, outputs: list[tuple[str, str]], patch
     elif taps:
         expected, expected_from = len(taps), f"{len(taps)} DeepStack merger weight sets in the file"
     else:
-        notes.insert(0, "no Qwen3-VL vision-tower weights (blocks.N.norm1.weight) found by name")
+        notes.insert(0, "no Qwen3-VL vision-tower weights (blocks.N.…) found by name")
     pooled, deepstack = _roles(outputs, notes)
     missing = [] if pooled is not None else ["pooled output"]
     if expected is not None and len(deepstack) < expected:
         missing.append(name_range("deepstack", list(range(len(deepstack), expected))))
     return OnnxCheck(path, outputs, False, expected_from, expected, deepstack, pooled, patch_axis, missing, notes)
+
+
+def _width(weights: dict[str, list[int]]) -> int | None:
+    for pattern, axis in _WIDTH_SOURCES:
+        for name, dims in weights.items():
+            if dims and pattern.search(name):
+                return dims[axis]
+    return None
 
 
 def _roles(outputs: list[tuple[str, str]], notes: list[str]) -> tuple[str | None, list[str]]:
