@@ -61,7 +61,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         started = time.perf_counter()
         export_onnx(encoder, path, opset=args.opset, intermediates=not args.no_intermediates)
         seconds = time.perf_counter() - started
-    size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))  # the file and any .data beside it
+    data = path.with_name(path.name + ".data")  # weights over 2 GB go beside the file
+    size = path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
     out.print(f"wrote {path} ({size / 2**20:.1f} MiB) in {seconds:.1f} s · {encoder.config.source} · "
               f"{encoder.weights_source}", markup=False, highlight=False)
     with err.status("verifying on the demo image …"):
