@@ -6,6 +6,7 @@
     qwen3vl-inspect attention IMAGE --layer L [--head H] [--query ROW,COL] [--rollout] -o OUT.png
     qwen3vl-inspect info [--model ...]       architecture, parameter counts, where the weights come from
     qwen3vl-inspect fusion IMAGE [--text T] [--json] [--decoder]   tokens, MRoPE ids, DeepStack plan
+    qwen3vl-inspect export OUT.onnx [--model ...] | export --check FILE.onnx   ONNX with every DeepStack output
 
 A user mistake is one line on stderr and exit code 2; nothing prints a traceback.
 """
@@ -20,7 +21,7 @@ from rich.console import Console
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.session import DEFAULT_MODEL, DTYPES
 
-COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion")
+COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion", "export")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -64,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("-o", "--output", required=True, help="PNG file to write")
     info = commands.add_parser("info", help="architecture and parameter counts")
     _model_options(info)
+    from qwen3vl_inspect.commands.export import add_parser as export_parser
     from qwen3vl_inspect.commands.fusion import add_arguments as fusion_arguments
 
     fusion = commands.add_parser("fusion", help="how the image tokens enter the language model")
     _image_options(fusion)
     fusion_arguments(fusion)
+    export_parser(commands)
     return parser
 
 
@@ -94,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     out, err = Console(), Console(stderr=True)
     if not out.is_terminal:  # piped or redirected: don't squeeze tables into 80 columns
         out = Console(width=160)
-    from qwen3vl_inspect.commands import attention, fusion, info, stats, trace
+    from qwen3vl_inspect.commands import attention, export, fusion, info, stats, trace
 
     handlers = {"tui": _run_tui, "trace": trace.run, "stats": stats.run, "attention": attention.run,
-                "info": info.run, "fusion": fusion.run}
+                "info": info.run, "fusion": fusion.run, "export": export.run}
     try:
         return handlers[args.command](args, out, err)
     except InputError as exc:

@@ -1,9 +1,9 @@
-"""`import qwen3vl_inspect` must stay light: no transformers, textual or ipywidgets."""
+"""`import qwen3vl_inspect` must stay light: no transformers, textual, ipywidgets or onnx."""
 
 import subprocess
 import sys
 
-HEAVY = ("transformers", "textual", "ipywidgets")
+HEAVY = ("transformers", "textual", "ipywidgets", "onnx", "onnxruntime", "onnxscript")
 
 
 def test_import_does_not_pull_heavy_frameworks():
