@@ -25,7 +25,7 @@ def parse_query(text: str | None, grid_h: int, grid_w: int) -> tuple[int, int] |
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from qwen3vl_inspect.render.overlay import overlay_figure
+    from qwen3vl_inspect.render.heatmap import overlay_figure
 
     output = Path(args.output)
     if output.suffix.lower() != ".png":

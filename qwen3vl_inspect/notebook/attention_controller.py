@@ -1,7 +1,7 @@
 """State and logic of the AttentionExplorer, without any widget: tests and scripts drive it directly.
 
 One picture is decided by (block, head or mean or rollout, query patch or "received"); the values
-come from the Trace (`attention`, `rollout`) through the same `overlays` code the TUI uses, so the
+come from the Trace (`attention`, `rollout`) through the same `stage_overlays` code the TUI uses, so the
 notebook and the terminal show the same numbers for the same choice. Maps are for the first image
 of the trace (the one the picture shows).
 """
@@ -14,12 +14,12 @@ from PIL import Image
 
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.formatting import fmt_float
-from qwen3vl_inspect.notebook import pictures
+from qwen3vl_inspect.notebook import widget_picture
 from qwen3vl_inspect.session import first_image
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import Trace
-from qwen3vl_inspect import overlays
-from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
 MODES = ("head", "mean", "rollout")
 
@@ -85,24 +85,24 @@ class AttentionController:
     # ---- what is shown --------------------------------------------------------------------------
 
     def spec(self) -> ViewSpec:
-        return ViewSpec(str(StageName.block(self.layer)), overlays.ATTENTION, self.layer,
+        return ViewSpec(str(StageName.block(self.layer)), stage_overlays.ATTENTION, self.layer,
                         self.head if self.mode == "head" else None, self.mode == "rollout",
                         None if self.received else self.query)
 
     def overlay(self) -> Overlay:
         """The values for the current choice (the maps are computed by the Trace on first request and
         held in its attention store)."""
-        return overlays.compute(self.trace, self.spec())
+        return stage_overlays.compute(self.trace, self.spec())
 
     @property
     def image(self) -> Image.Image:
         return first_image(self.trace)
 
     def picture(self) -> Image.Image:
-        return pictures.render(self.image, self.overlay())
+        return widget_picture.render(self.image, self.overlay())
 
     def png(self) -> bytes:
-        return pictures.png_bytes(self.picture())
+        return widget_picture.png_bytes(self.picture())
 
     def head_summary(self) -> dict[str, Any]:
         """Entropy and mean attention distance of every head of the current block, and its sink patches."""

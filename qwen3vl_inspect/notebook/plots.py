@@ -1,4 +1,4 @@
-"""Matplotlib figures for notebooks: `render.overlay.overlay_figure` on axes made here.
+"""Matplotlib figures for notebooks: `render.heatmap.overlay_figure` on axes made here.
 
 `overlay_figure(ax=None)` switches matplotlib to the Agg backend (right for scripts and the CLI),
 which would stop a notebook's inline figures from showing; making the axes here with pyplot keeps
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from qwen3vl_inspect.render.overlay import overlay_figure
+from qwen3vl_inspect.render.heatmap import overlay_figure
 
 
 def scale_without_query(values: torch.Tensor | np.ndarray, query: tuple[int, int] | None) -> np.ndarray:

@@ -8,7 +8,7 @@ import html
 import ipywidgets as widgets
 
 from qwen3vl_inspect.errors import InputError
-from qwen3vl_inspect.notebook import pictures
+from qwen3vl_inspect.notebook import widget_picture
 from qwen3vl_inspect.render.html import stage_html
 from qwen3vl_inspect.notebook.stepper_controller import StepperController
 from qwen3vl_inspect.tracing import Trace
@@ -75,7 +75,7 @@ class StageStepper(widgets.VBox):
             self.panel.value = "<i>nothing computed</i>"
             return
         shown = c.overlay()
-        self.picture.value = pictures.png_bytes(pictures.render(c.picture_source(), shown))
+        self.picture.value = widget_picture.png_bytes(widget_picture.render(c.picture_source(), shown))
         self.caption.value = f"<small>{html.escape(shown.what)}</small>" + "".join(
             f"<div><small>{html.escape(note)}</small></div>" for note in shown.notes)
         self.panel.value = stage_html(stage)

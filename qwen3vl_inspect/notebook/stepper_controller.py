@@ -11,15 +11,15 @@ from __future__ import annotations
 from PIL import Image
 
 from qwen3vl_inspect.errors import InputError
-from qwen3vl_inspect.notebook import pictures
+from qwen3vl_inspect.notebook import widget_picture
 from qwen3vl_inspect.session import first_image
 from qwen3vl_inspect.stage import Stage, StageError
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import Trace
-from qwen3vl_inspect import overlays
-from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
-FIXED_VIEWS = {"input": overlays.IMAGE, "patchify": overlays.PATCHIFY, "rotary": overlays.ROTARY}
+FIXED_VIEWS = {"input": stage_overlays.IMAGE, "patchify": stage_overlays.PATCHIFY, "rotary": stage_overlays.ROTARY}
 
 
 class StepperController:
@@ -123,20 +123,20 @@ class StepperController:
             return ViewSpec(name, FIXED_VIEWS[name])
         parsed = StageName.parse(name)
         if parsed.step == "attn":  # attention received by each patch, mean of heads
-            return ViewSpec(name, overlays.ATTENTION, parsed.layer, None, False, None)
-        return ViewSpec(name, overlays.NORMS)
+            return ViewSpec(name, stage_overlays.ATTENTION, parsed.layer, None, False, None)
+        return ViewSpec(name, stage_overlays.NORMS)
 
     def overlay(self) -> Overlay:
-        return overlays.compute(self.trace, self.view_spec())
+        return stage_overlays.compute(self.trace, self.view_spec())
 
     def picture_source(self) -> Image.Image:
         return first_image(self.trace)
 
     def picture(self) -> Image.Image:
-        return pictures.render(self.picture_source(), self.overlay())
+        return widget_picture.render(self.picture_source(), self.overlay())
 
     def png(self) -> bytes:
-        return pictures.png_bytes(self.picture())
+        return widget_picture.png_bytes(self.picture())
 
     def progress(self) -> str:
         done, total = len(self.trace.stages), len(self.trace.stage_names)

@@ -21,8 +21,8 @@ from qwen3vl_inspect.config import checkpoint_folder, weights_label
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.session import load_encoder
 from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
-from qwen3vl_inspect import overlays
-from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tui.stages import FUSION, planned_title
 
@@ -257,46 +257,46 @@ class Inspector:
     def view_kind(self, name: str | None = None) -> str:
         name = name or self.selected
         if name == "input":  # the resized image exists before the model does
-            return overlays.IMAGE
+            return stage_overlays.IMAGE
         status = self.status(name)
         if status == FAILED:
-            return overlays.FAILED
+            return stage_overlays.FAILED
         if status == PENDING:
-            return overlays.PENDING
+            return stage_overlays.PENDING
         if name == FUSION:
-            return overlays.FUSION
-        fixed = {"input": overlays.IMAGE, "patchify": overlays.PATCHIFY, "rotary": overlays.ROTARY}
+            return stage_overlays.FUSION
+        fixed = {"input": stage_overlays.IMAGE, "patchify": stage_overlays.PATCHIFY, "rotary": stage_overlays.ROTARY}
         if name in fixed:
             return fixed[name]
         parsed = StageName.parse(name)
         if parsed.in_block and parsed.step in (None, "attn") and not self.norms_instead:
-            return overlays.ATTENTION
-        return overlays.NORMS
+            return stage_overlays.ATTENTION
+        return stage_overlays.NORMS
 
     def can_attend(self) -> bool:
         """Attention keys mean something: a block stage is selected and shows its attention."""
-        return self.view_kind() == overlays.ATTENTION
+        return self.view_kind() == stage_overlays.ATTENTION
 
     def view_spec(self) -> ViewSpec:
         kind = self.view_kind()
-        if kind == overlays.FUSION:  # the selected token by its top-left patch
+        if kind == stage_overlays.FUSION:  # the selected token by its top-left patch
             return ViewSpec(self.selected, kind, query=(self.token[0] * self.merge, self.token[1] * self.merge))
-        if kind != overlays.ATTENTION:
+        if kind != stage_overlays.ATTENTION:
             return ViewSpec(self.selected, kind)
         return ViewSpec(self.selected, kind, StageName.parse(self.selected).layer, None if self.rollout else self.head,
                         self.rollout, None if self.received else self.query)
 
     def cached_overlay(self, spec: ViewSpec) -> Overlay | None:
-        if spec.kind in (overlays.PENDING, overlays.FAILED):
-            return overlays.plain(spec, "")
-        if spec.kind == overlays.IMAGE:
-            return overlays.plain(spec, f"the resized image the patches are cut from, "
+        if spec.kind in (stage_overlays.PENDING, stage_overlays.FAILED):
+            return stage_overlays.plain(spec, "")
+        if spec.kind == stage_overlays.IMAGE:
+            return stage_overlays.plain(spec, f"the resized image the patches are cut from, "
                                         f"{self.image.width}×{self.image.height} pixels")
         with self._cache_lock:
             found = self._overlays.get(spec)
             if found is not None:
                 self._overlays.move_to_end(spec)
-            elif spec.kind == overlays.FUSION and self.fusion is not None:  # a few numbers: drawn right here
+            elif spec.kind == stage_overlays.FUSION and self.fusion is not None:  # a few numbers: drawn right here
                 from qwen3vl_inspect.tui.fusion_view import fusion_overlay
 
                 found = self._overlays[spec] = fusion_overlay(self.fusion, spec)
@@ -317,7 +317,7 @@ class Inspector:
 
     def _compute(self, spec: ViewSpec) -> Overlay:
         """Compute and cache one overlay; the caller holds `lock`."""
-        result = overlays.compute(self.trace, spec)
+        result = stage_overlays.compute(self.trace, spec)
         with self._cache_lock:
             self._overlays[spec] = result
             while len(self._overlays) > OVERLAY_CACHE:
@@ -328,11 +328,11 @@ class Inspector:
         """True when the overlay needs only tensors already at hand (no block recomputation, no new map)."""
         if self.trace is None or self.stage(spec.stage) is None:
             return False
-        if spec.kind in (overlays.PATCHIFY, overlays.ROTARY):
+        if spec.kind in (stage_overlays.PATCHIFY, stage_overlays.ROTARY):
             return True
-        if spec.kind == overlays.NORMS:
+        if spec.kind == stage_overlays.NORMS:
             return StageName.parse(spec.stage).kind != "step"  # a block step's tensor would be recomputed
-        if spec.kind == overlays.ATTENTION:
+        if spec.kind == stage_overlays.ATTENTION:
             return self.trace.attention_at_hand(spec.layer, spec.head, spec.rollout)
         return False
 
@@ -377,7 +377,7 @@ class Inspector:
         """The current view as a PNG in `out_dir` (where the command was run); returns the path."""
         from qwen3vl_inspect.tui.files import save_png
 
-        shown = self.overlay(spec) if spec.kind not in (overlays.PENDING, overlays.FAILED) else None
+        shown = self.overlay(spec) if spec.kind not in (stage_overlays.PENDING, stage_overlays.FAILED) else None
         return save_png(self, spec, shown)
 
     def export_json(self) -> Path:

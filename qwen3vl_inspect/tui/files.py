@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qwen3vl_inspect import overlays
-from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
 if TYPE_CHECKING:
     from qwen3vl_inspect.tui.controller import Inspector
@@ -29,9 +29,9 @@ def png_name(inspector: "Inspector", spec: ViewSpec) -> str:
     """`demo-blocks.3-h5-q4_7`: image, stage, and for attention the head (or mean/rollout) and query;
     `demo-fusion-seq58`: the fusion view and its selected token's sequence index."""
     parts = [inspector.image_path.stem, spec.stage]
-    if spec.kind == overlays.FUSION and inspector.fusion is not None:
+    if spec.kind == stage_overlays.FUSION and inspector.fusion is not None:
         parts.append(f"seq{inspector.selected_token().index}")
-    if spec.kind == overlays.ATTENTION:
+    if spec.kind == stage_overlays.ATTENTION:
         parts.append("rollout" if spec.rollout else "mean" if spec.head is None else f"h{spec.head}")
         parts.append("received" if spec.query is None else f"q{spec.query[0]}_{spec.query[1]}")
     return "-".join(parts)
@@ -44,12 +44,12 @@ def save_png(inspector: "Inspector", spec: ViewSpec, shown: Overlay | None) -> P
     from matplotlib import pyplot as plt
     from PIL import Image
 
-    from qwen3vl_inspect.render.overlay import overlay_figure
+    from qwen3vl_inspect.render.heatmap import overlay_figure
 
     path = free_path(inspector.out_dir, png_name(inspector, spec), ".png")
     what = shown.what if shown is not None else "not computed"
     title = f"{inspector.image_path.name} · {inspector.title(spec.stage)}: {what}\n{inspector.weights}"
-    if shown is not None and spec.kind == overlays.FUSION:
+    if shown is not None and spec.kind == stage_overlays.FUSION:
         title += "\n" + "\n".join(shown.notes)
     if shown is not None and shown.values is not None:
         query = shown.query

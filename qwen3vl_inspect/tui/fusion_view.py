@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from qwen3vl_inspect.fusion import FusionResult, TokenInfo
-from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
 
 def image_tokens(result: FusionResult, media: int = 0) -> list[TokenInfo]:

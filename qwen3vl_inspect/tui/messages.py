@@ -10,7 +10,7 @@ from typing import Any
 
 from textual.message import Message
 
-from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
 
 class LoadProgress(Message):

@@ -18,10 +18,10 @@ from qwen3vl_inspect.notebook import (
     stage_html,
     trace_html,
 )
-from qwen3vl_inspect.notebook import pictures
+from qwen3vl_inspect.notebook import widget_picture
 from qwen3vl_inspect.probe import inject_nonfinite
-from qwen3vl_inspect import overlays
-from qwen3vl_inspect.overlays import Overlay, ViewSpec
+from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
 GRID = (18, 24)  # the demo image in patches
 
@@ -65,7 +65,7 @@ def test_attention_picture_changes_with_the_query_and_outlines_it(tiny_trace):
     scale = picture.width // c.image.width
     assert c.png() != first
     cell = 16 * scale
-    assert picture.getpixel((3 * cell, 2 * cell + cell // 2)) == pictures.QUERY_RGB  # left edge of patch (2, 3)
+    assert picture.getpixel((3 * cell, 2 * cell + cell // 2)) == widget_picture.QUERY_RGB  # left edge of patch (2, 3)
 
 
 def test_bad_choices_are_refused_with_the_valid_range(tiny_trace):
@@ -83,10 +83,10 @@ def test_nonfinite_cells_are_painted_red():
 
     values = np.ones((2, 3))
     values[1, 2] = np.nan
-    shown = Overlay(ViewSpec("blocks.0", overlays.NORMS), "test", values=values)
-    picture = pictures.render(Image.new("RGB", (48, 32), (0, 0, 0)), shown, scale=1)
-    assert picture.getpixel((40, 24)) == pictures.NONFINITE_RGB
-    assert picture.getpixel((8, 8)) != pictures.NONFINITE_RGB
+    shown = Overlay(ViewSpec("blocks.0", stage_overlays.NORMS), "test", values=values)
+    picture = widget_picture.render(Image.new("RGB", (48, 32), (0, 0, 0)), shown, scale=1)
+    assert picture.getpixel((40, 24)) == widget_picture.NONFINITE_RGB
+    assert picture.getpixel((8, 8)) != widget_picture.NONFINITE_RGB
 
 
 # ---- StepperController ---------------------------------------------------------------------------------
@@ -111,12 +111,12 @@ def test_stepper_walks_stages_and_block_steps_computing_as_it_goes(tiny_trace):
 def test_stepper_views_follow_the_stage_kind(tiny_trace):
     c = StepperController(tiny_trace)
     c.run_to("blocks.1.attn")
-    assert c.view_spec().kind == overlays.ATTENTION and c.view_spec().query is None
+    assert c.view_spec().kind == stage_overlays.ATTENTION and c.view_spec().query is None
     c.select("patchify")
-    assert c.view_spec().kind == overlays.PATCHIFY and c.overlay().groups == 2
+    assert c.view_spec().kind == stage_overlays.PATCHIFY and c.overlay().groups == 2
     c.run_to("merger")
     shown = c.overlay()
-    assert shown.spec.kind == overlays.NORMS
+    assert shown.spec.kind == stage_overlays.NORMS
     assert shown.values.shape == (GRID[0] // 2, GRID[1] // 2)
     with pytest.raises(InputError):
         StepperController(open_trace(encoder=tiny_trace.encoder)).select("merger")

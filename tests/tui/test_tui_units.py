@@ -20,7 +20,7 @@ from qwen3vl_inspect.tracing import stage_names_for
 from qwen3vl_inspect.tui.controller import Inspector
 from qwen3vl_inspect.session import check_model
 from qwen3vl_inspect.tui.launch import build_app
-from qwen3vl_inspect.tui.picture import compose, fit, patch_at
+from qwen3vl_inspect.tui.cell_picture import compose, fit, patch_at
 
 
 # ---- half blocks --------------------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def test_a_pixel_maps_back_to_its_patch():
 
 
 def test_compose_outlines_the_query_patch():
-    from qwen3vl_inspect.overlays import Overlay, ViewSpec
+    from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
     image = Image.new("RGB", (384, 288), (128, 128, 128))
     values = np.arange(18 * 24, dtype=float).reshape(18, 24)
@@ -160,7 +160,7 @@ def test_the_fusion_is_the_last_entry(inspector):
     assert overlay.values.shape == (9, 12) and overlay.values[0, 0] == 4 and overlay.values[8, 11] == 111
     token = ins.selected_token()
     assert token.index == 15 and token.position == (4, 4, 15) and result.tokens[15] is token
-    from qwen3vl_inspect.tui.picture import compose, fit
+    from qwen3vl_inspect.tui.cell_picture import compose, fit
 
     where = fit(18, 24, 72, 27)  # 3 pixels per patch: the token's 2×2 patches are 6×6 pixels, outlined
     picture = compose(ins.image, overlay, where, (18, 24))

@@ -14,12 +14,12 @@ from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from qwen3vl_inspect import overlays
+from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.config import checkpoint_folder
 from qwen3vl_inspect.tui import keys
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import FUSION, Inspector
-from qwen3vl_inspect.overlays import ViewSpec
+from qwen3vl_inspect.stage_overlays import ViewSpec
 from qwen3vl_inspect.tui.screens.help_screen import HelpScreen
 from qwen3vl_inspect.teaching import explain
 from qwen3vl_inspect.tui.fusion_panel import panel as fusion_panel
@@ -188,7 +188,7 @@ class InspectScreen(EngineWorkers, Screen):
     @on(msg.QueryPicked)
     def _query_picked(self, message: msg.QueryPicked) -> None:
         ins = self.inspector
-        if ins.view_kind() == overlays.FUSION:
+        if ins.view_kind() == stage_overlays.FUSION:
             ins.set_token(message.row // ins.merge, message.col // ins.merge)
         else:
             ins.set_query(message.row, message.col)
@@ -238,9 +238,9 @@ class InspectScreen(EngineWorkers, Screen):
                                        self.query_one(StageInfo), self.query_one(HeadTable))
         title = ins.title(spec.stage)
         stage = ins.stage(spec.stage)
-        heads.display = spec.kind == overlays.ATTENTION
-        if spec.kind in (overlays.PENDING, overlays.FAILED):
-            failed = spec.kind == overlays.FAILED
+        heads.display = spec.kind == stage_overlays.ATTENTION
+        if spec.kind in (stage_overlays.PENDING, stage_overlays.FAILED):
+            failed = spec.kind == stage_overlays.FAILED
             how = ("press space to compute the next stage, c to run on" if ins.step_mode or ins.paused_at
                    else "it appears as soon as the encoder reaches it")
             if spec.stage == FUSION:
@@ -267,7 +267,7 @@ class InspectScreen(EngineWorkers, Screen):
             if spec != self._pending_spec:
                 self._pending_spec = spec
                 self.compute_overlay(spec)
-        if spec.kind == overlays.FUSION:
+        if spec.kind == stage_overlays.FUSION:
             self._show_fusion()
         elif stage is not None:
             info.show_stage(stage, shown, ins.nonfinite)
@@ -275,7 +275,7 @@ class InspectScreen(EngineWorkers, Screen):
             info.show_message(title, [f"{ins.image_path.name} was resized to {ins.image.width}×{ins.image.height}: "
                                       f"{ins.grid_h}×{ins.grid_w} patches of 16×16 pixels.",
                                       "The numbers of this stage appear once the model is ready."])
-        if spec.kind == overlays.ATTENTION:
+        if spec.kind == stage_overlays.ATTENTION:
             summary = ins.cached_summary(spec.layer)
             heads.show(summary, spec.head if not spec.rollout else None, spec.layer)
             if summary is None and spec.layer != self._summary_layer and error is None:
@@ -309,7 +309,7 @@ class InspectScreen(EngineWorkers, Screen):
         if action in ATTENTION_ACTIONS:
             return self.inspector.can_attend()
         if action == "move_query":  # an attention query, or the fusion view's selected token
-            return self.inspector.can_attend() or self.inspector.view_kind() == overlays.FUSION
+            return self.inspector.can_attend() or self.inspector.view_kind() == stage_overlays.FUSION
         if action == "toggle_breakpoint":  # the fusion follows the merger by itself: nothing to stop at
             return self.inspector.selected != FUSION
         if action == "toggle_norms":
@@ -353,7 +353,7 @@ class InspectScreen(EngineWorkers, Screen):
         self.refresh_view()
 
     def action_move_query(self, drow: int, dcol: int) -> None:
-        if self.inspector.view_kind() == overlays.FUSION:
+        if self.inspector.view_kind() == stage_overlays.FUSION:
             self.inspector.move_token(drow, dcol)
         else:
             self.inspector.move_query(drow, dcol)

@@ -15,7 +15,7 @@ from qwen3vl_inspect.tracing import StageError
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import Inspector
 from qwen3vl_inspect.tui.stages import Cancelled, call_cancellable
-from qwen3vl_inspect.overlays import ViewSpec
+from qwen3vl_inspect.stage_overlays import ViewSpec
 
 
 class EngineWorkers:

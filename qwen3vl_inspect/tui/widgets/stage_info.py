@@ -13,7 +13,7 @@ from qwen3vl_inspect.probe.tensors import TensorStats
 from qwen3vl_inspect.tracing import Stage
 from qwen3vl_inspect.formatting import fmt_float, fmt_shape, nonfinite_parts
 from qwen3vl_inspect.stage_name import StageName
-from qwen3vl_inspect.overlays import Overlay
+from qwen3vl_inspect.stage_overlays import Overlay
 
 
 def stats_text(stats: TensorStats) -> Text:

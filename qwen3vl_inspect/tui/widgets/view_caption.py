@@ -9,9 +9,9 @@ from rich.text import Text
 from textual.widgets import Static
 
 from qwen3vl_inspect.formatting import fmt_float
-from qwen3vl_inspect.render.overlay import colorize
-from qwen3vl_inspect.overlays import Overlay
-from qwen3vl_inspect.tui.picture import CMAP
+from qwen3vl_inspect.render.heatmap import colorize
+from qwen3vl_inspect.stage_overlays import Overlay
+from qwen3vl_inspect.tui.cell_picture import CMAP
 
 SCALE_CELLS = 16
 

@@ -1,6 +1,6 @@
 """Overlays as pictures for the widgets: upscaled so every patch is a crisp block, PNG-encoded.
 
-The values come from the TUI's view-neutral `overlays` module (one code path decides what each
+The values come from the TUI's view-neutral `stage_overlays` module (one code path decides what each
 stage shows, in the terminal and in the notebook); here they only get colours. The colour scale
 leaves out the query's own cell (it would wash out every other patch) and NaN/Inf cells are
 painted bright red, so a NaN hunt sees them at a glance.
@@ -13,8 +13,8 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw
 
-from qwen3vl_inspect.render.overlay import colorize
-from qwen3vl_inspect.overlays import Overlay
+from qwen3vl_inspect.render.heatmap import colorize
+from qwen3vl_inspect.stage_overlays import Overlay
 
 NONFINITE_RGB = (255, 0, 0)
 QUERY_RGB = (0, 255, 255)

@@ -1,7 +1,7 @@
 """What a stage view draws over the image: per-patch values in raster order, asked of the Trace.
 
 Pure Python (no textual): the TUI computes these in worker threads, tests call them directly, and
-the PNG export draws the same values with `render.overlay`. Views never run model math; every
+the PNG export draws the same values with `render.heatmap`. Views never run model math; every
 number here comes from `Trace.patch_norms`, `Trace.attention` or `Trace.rollout`.
 """
 

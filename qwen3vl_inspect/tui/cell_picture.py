@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from qwen3vl_inspect.render.halfblock import HalfBlock, heat_indices
-from qwen3vl_inspect.render.overlay import colorize
-from qwen3vl_inspect.overlays import Overlay
+from qwen3vl_inspect.render.heatmap import colorize
+from qwen3vl_inspect.stage_overlays import Overlay
 
 CMAP = "inferno"
 ALPHA = 0.7  # share of the heat colour in a blended cell; the image shows through in grey
