@@ -1,0 +1,68 @@
+"""Introduced here, or inherited? Replay b's module for one stage on a's input for that stage.
+
+If b's module, fed exactly what a's module was fed, already lands beyond tolerance, the error is made
+here (a changed weight, a changed function). If it lands within, b's stage is fine and the difference
+came in with its input. Modules of the same class get a's whole call (hidden states, cu_seqlens,
+rotary tables); modules of another class (ours vs transformers) keep their own call and get only a's
+hidden states, since their signatures differ.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from qwen3vl_inspect.compare.metrics import max_abs_error
+from qwen3vl_inspect.compare.recording import Call, Recording, module_device, module_dtype
+from qwen3vl_inspect.stage_name import StageName
+
+REPLAY, UPSTREAM, NO_UPSTREAM, SUM = "replay", "upstream", "no upstream", "sum"
+
+
+def _cast(value: Any, dtype: torch.dtype, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device=device, dtype=dtype) if value.is_floating_point() else value.to(device)
+    if isinstance(value, tuple):
+        return tuple(_cast(v, dtype, device) for v in value)
+    if isinstance(value, list):
+        return [_cast(v, dtype, device) for v in value]
+    return value
+
+
+def local_error(name: str, a: Recording, b: Recording) -> tuple[float | None, str]:
+    """(max abs error of b's stage replayed on a's input, how); error None when no replay is possible."""
+    if name in ("rotary", "position_ids", "cu_seqlens"):
+        return None, NO_UPSTREAM  # a function of grid_thw alone: nothing upstream to inherit from
+    if name.endswith(".residual1"):
+        return None, SUM  # a sum of two recorded stages: it can only carry their errors
+    if name == "pos_embed":
+        needed = ("patch_embed", "pos_embed")
+        if all(n in a.tensors and n in b.tensors for n in needed):
+            added_b = b.tensors["pos_embed"].float().cpu() - b.tensors["patch_embed"].float().cpu()
+            replayed = a.tensors["patch_embed"].float().cpu() + added_b  # a's patches + b's position embedding
+            return max_abs_error(a.tensors["pos_embed"], replayed), REPLAY
+        return None, UPSTREAM
+    path = StageName.parse(name).module
+    if b.module is None or path is None or name not in a.calls:
+        return None, UPSTREAM
+    try:
+        target = b.module.get_submodule(path)
+        source = a.module.get_submodule(path) if a.module is not None else None
+    except AttributeError:
+        return None, UPSTREAM
+    call = _replay_call(a.calls[name], b.calls.get(name), same_class=type(target) is type(source))
+    if call is None:
+        return None, UPSTREAM
+    dtype, device = module_dtype(target), module_device(target)
+    with torch.inference_mode():
+        output = target(*_cast(call.args, dtype, device), **_cast(call.kwargs, dtype, device))
+    return max_abs_error(a.tensors[name], output), REPLAY
+
+
+def _replay_call(a_call: Call, b_call: Call | None, same_class: bool) -> Call | None:
+    if same_class:
+        return a_call
+    if b_call is None or not b_call.args:
+        return None
+    return Call((a_call.args[0], *b_call.args[1:]), b_call.kwargs)
