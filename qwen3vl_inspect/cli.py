@@ -7,6 +7,7 @@
     qwen3vl-inspect info [--model ...]       architecture, parameter counts, where the weights come from
     qwen3vl-inspect fusion IMAGE [--text T] [--json] [--decoder]   tokens, MRoPE ids, DeepStack plan
     qwen3vl-inspect export OUT.onnx [--model ...] | export --check FILE.onnx   ONNX with every DeepStack output
+    qwen3vl-inspect compare IMAGE --against B|transformers|FILE.onnx [--dtype-b D] [--json] [-o error.png]
 
 A user mistake is one line on stderr and exit code 2; nothing prints a traceback.
 """
@@ -21,7 +22,7 @@ from rich.console import Console
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.session import DEFAULT_MODEL, DTYPES
 
-COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion", "export")
+COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion", "export", "compare")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     _image_options(fusion)
     fusion_arguments(fusion)
     export_parser(commands)
+    from qwen3vl_inspect.commands.compare import add_arguments as compare_arguments
+
+    compare = commands.add_parser("compare", help="two runs stage by stage; names the first divergence (exit 4)")
+    _image_options(compare)
+    compare_arguments(compare)
     return parser
 
 
@@ -97,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     out, err = Console(), Console(stderr=True)
     if not out.is_terminal:  # piped or redirected: don't squeeze tables into 80 columns
         out = Console(width=160)
-    from qwen3vl_inspect.commands import attention, export, fusion, info, stats, trace
+    from qwen3vl_inspect.commands import attention, compare, export, fusion, info, stats, trace
 
     handlers = {"tui": _run_tui, "trace": trace.run, "stats": stats.run, "attention": attention.run,
-                "info": info.run, "fusion": fusion.run, "export": export.run}
+                "info": info.run, "fusion": fusion.run, "export": export.run, "compare": compare.run}
     try:
         return handlers[args.command](args, out, err)
     except InputError as exc:

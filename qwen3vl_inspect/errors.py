@@ -9,6 +9,7 @@ from __future__ import annotations
 
 # exit codes of the non-interactive commands
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_NONFINITE = 0, 1, 2, 3
+EXIT_DIVERGED = 4  # `compare`: a stage beyond tolerance, missing or reshaped
 
 
 class InputError(ValueError):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 STYLES = {EQUAL: "green", WITHIN: "green", DIVERGED: "bold red", MISSING_A: "bold magenta", MISSING_B: "bold magenta",
           SHAPE_MISMATCH: "bold red"}
-HEADER = ("stage", "status", "origin", "shape a → b", "max abs err", "tolerance", "at (t,h,w) · pixels",
+HEADER = ("stage", "status", "origin", "shape a → b", "max abs err", "tolerance", "worst (t,h,w) pixels",
           "rel err", "cos min/mean", "SQNR dB", "NaN/Inf a · b")
 
 
@@ -30,9 +30,9 @@ def row_cells(row: "StageComparison") -> list[str]:
     where = ""
     if row.location is not None and d is not None and d.max_abs > 0:
         box = row.location
-        grid = "merged" if row.merged else "patch"
+        grid = "2×2 " if row.merged else ""
         image = f"img {box.image} " if box.image else ""
-        where = f"{image}{grid} ({box.frame},{box.row},{box.col}) · x{box.left}–{box.right} y{box.top}–{box.bottom}"
+        where = f"{image}{grid}({box.frame},{box.row},{box.col}) {box.left},{box.top}–{box.right},{box.bottom}"
     origin = row.origin or ""
     if row.integer:
         numbers = ["exact" if row.status == EQUAL else "differs", "0", "", "", "", "", ""]
@@ -42,7 +42,7 @@ def row_cells(row: "StageComparison") -> list[str]:
         bad = " ".join(nonfinite_parts(d.nonfinite_a.nan, d.nonfinite_a.inf)) or "0"
         bad_b = " ".join(nonfinite_parts(d.nonfinite_b.nan, d.nonfinite_b.inf)) or "0"
         numbers = [fmt_float(d.max_abs, 3), fmt_float(row.tolerance, 2), where, fmt_float(d.rel_error, 3),
-                   f"{d.cos_min:.5f} / {d.cos_mean:.5f}", fmt_float(d.sqnr_db, 3), f"{bad} · {bad_b}"]
+                   f"{d.cos_min:.5f}/{d.cos_mean:.5f}", fmt_float(d.sqnr_db, 3), f"{bad} · {bad_b}"]
     return [row.name, row.status, origin, shape, *numbers]
 
 
@@ -51,7 +51,7 @@ def comparison_table(result: "Comparison") -> Table:
                   title_justify="left", caption=f"tolerance: {result.tolerance_note}", caption_justify="left")
     for column in HEADER:
         table.add_column(column, justify="right" if column in ("max abs err", "tolerance", "rel err", "SQNR dB") else "left",
-                         no_wrap=column in ("stage", "shape a → b"))
+                         no_wrap=column in ("stage", "shape a → b", "worst (t,h,w) pixels"))
     first = result.first_divergence
     for row in result.stages:
         cells = row_cells(row)

@@ -61,8 +61,26 @@ def local_error(name: str, a: Recording, b: Recording) -> tuple[float | None, st
 
 
 def _replay_call(a_call: Call, b_call: Call | None, same_class: bool) -> Call | None:
+    """a's call for a module of the same class; else b's own call carrying a's hidden states, a's rotary
+    (cos, sin) pair and a's cu_seqlens wherever b's call has its own."""
     if same_class:
         return a_call
     if b_call is None or not b_call.args:
         return None
-    return Call((a_call.args[0], *b_call.args[1:]), b_call.kwargs)
+    a_values = (*a_call.args, *a_call.kwargs.values())
+    a_rotary = next((v for v in a_values if _is_pair(v)), None)
+    a_cu = a_call.kwargs.get("cu_seqlens", a_call.args[1] if len(a_call.args) > 1 else None)
+
+    def swap(key: object, value: Any) -> Any:
+        if _is_pair(value) and a_rotary is not None:
+            return a_rotary
+        if key in ("cu_seqlens", 1) and isinstance(value, torch.Tensor) and isinstance(a_cu, torch.Tensor):
+            return a_cu
+        return value
+
+    args = (a_call.args[0], *(swap(i, v) for i, v in enumerate(b_call.args) if i > 0))
+    return Call(args, {k: swap(k, v) for k, v in b_call.kwargs.items()})
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, torch.Tensor) for v in value)

@@ -1,0 +1,96 @@
+"""`qwen3vl-inspect compare`: run two versions of the vision tower on one image and name the first divergence.
+
+    qwen3vl-inspect compare IMAGE --model A --against B|transformers|FILE.onnx [--dtype-b bfloat16]
+                            [--json] [-o error.png] [--rtol R] [--atol A]
+
+Exit codes: 0 every stage equal or within tolerance; 4 a stage diverged, is missing or changed shape;
+2 bad input (missing image, unknown model, not an ONNX file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from qwen3vl_inspect import session
+from qwen3vl_inspect.commands.common import image_path, load_encoder, load_inputs
+from qwen3vl_inspect.errors import EXIT_DIVERGED, EXIT_OK, InputError
+from qwen3vl_inspect.session import DTYPES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--against", required=True, metavar="B",
+                        help="what to compare with: a checkpoint folder or preset, 'transformers' (its "
+                             "Qwen3VLVisionModel on the same weights) or an .onnx file")
+    parser.add_argument("--dtype-b", default=None, choices=DTYPES, help="dtype of B (default: --dtype)")
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument("-o", "--output", default=None, help="PNG: the per-patch error over the image")
+    parser.add_argument("--stage", default=None, help="stage drawn by -o (default: the first divergence, else merger)")
+    parser.add_argument("--rtol", type=float, default=None, help="fixed tolerance atol + rtol·max|a| (default: measured)")
+    parser.add_argument("--atol", type=float, default=None, help="see --rtol")
+
+
+def run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from qwen3vl_inspect.compare import compare
+
+    output = _output_path(args.output)
+    inputs = load_inputs(args)
+    b_dtype = args.dtype_b or args.dtype
+    against = _against_kind(args.against)
+    a = load_encoder(args, err)
+    with err.status(f"preparing {args.against} …"):
+        b = _build_b(args, against, a, b_dtype)
+    with err.status("running both and comparing …"):
+        result = compare(a, b, inputs, rtol=args.rtol, atol=args.atol)
+    if args.json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        out.print(f"{image_path(args).name}: a = {args.model} ({args.dtype}), b = {args.against} "
+                  f"({'file' if against == 'onnx' else b_dtype})", markup=False, highlight=False)
+        out.print(result)
+    if output is not None:
+        from qwen3vl_inspect.compare.plots import error_overlay_figure
+
+        if args.stage is not None and args.stage not in [row.name for row in result.stages]:
+            raise InputError(f"--stage {args.stage!r} is not a compared stage; try merger, blocks.3 or deepstack.0")
+        error_overlay_figure(result, args.stage).savefig(output, bbox_inches="tight")
+        err.print(f"wrote {output}", markup=False, highlight=False)
+    return EXIT_OK if result.ok else EXIT_DIVERGED
+
+
+def _against_kind(text: str) -> str:
+    if text == "transformers":
+        return "transformers"
+    path = Path(text).expanduser()
+    if text.lower().endswith(".onnx") or path.is_file():
+        from qwen3vl_inspect.export.onnx_run import require_onnx_file
+
+        require_onnx_file(path)
+        return "onnx"
+    session.check_model(text)  # a bad folder or unknown preset fails before anything runs
+    return "model"
+
+
+def _build_b(args: argparse.Namespace, against: str, a: Any, dtype: str) -> Any:
+    if against == "transformers":
+        from qwen3vl_inspect.compare.transformers_twin import transformers_twin
+
+        return transformers_twin(a, session.parse_dtype(dtype))
+    if against == "onnx":
+        return Path(args.against).expanduser()
+    return session.load_encoder(args.against, dtype, args.device)
+
+
+def _output_path(text: str | None) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text).expanduser()
+    if path.suffix.lower() != ".png":
+        raise InputError(f"{path}: -o must name a .png file")
+    if not path.parent.is_dir():
+        raise InputError(f"{path.parent}: folder does not exist; create it or choose another -o path")
+    return path
