@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 STYLES = {EQUAL: "green", WITHIN: "green", DIVERGED: "bold red", MISSING_A: "bold magenta", MISSING_B: "bold magenta",
           SHAPE_MISMATCH: "bold red"}
-HEADER = ("stage", "status", "origin", "shape a → b", "max abs err", "tolerance", "worst (t,h,w) pixels",
-          "rel err", "cos min/mean", "SQNR dB", "NaN/Inf a · b")
+HEADER = ("stage", "status", "shape a → b", "max abs err", "tolerance", "worst (t,h,w)",
+          "rel err", "cos min/mean", "SQNR dB", "NaN/Inf a·b")
 
 
 def row_cells(row: "StageComparison") -> list[str]:
@@ -32,8 +32,8 @@ def row_cells(row: "StageComparison") -> list[str]:
         box = row.location
         grid = "2×2 " if row.merged else ""
         image = f"img {box.image} " if box.image else ""
-        where = f"{image}{grid}({box.frame},{box.row},{box.col}) {box.left},{box.top}–{box.right},{box.bottom}"
-    origin = row.origin or ""
+        where = f"{image}{grid}({box.frame},{box.row},{box.col}) px {box.left},{box.top}"  # box's top-left pixel
+    status = row.status + (f", {row.origin}" if row.origin else "")
     if row.integer:
         numbers = ["exact" if row.status == EQUAL else "differs", "0", "", "", "", "", ""]
     elif d is None:
@@ -42,8 +42,8 @@ def row_cells(row: "StageComparison") -> list[str]:
         bad = " ".join(nonfinite_parts(d.nonfinite_a.nan, d.nonfinite_a.inf)) or "0"
         bad_b = " ".join(nonfinite_parts(d.nonfinite_b.nan, d.nonfinite_b.inf)) or "0"
         numbers = [fmt_float(d.max_abs, 3), fmt_float(row.tolerance, 2), where, fmt_float(d.rel_error, 3),
-                   f"{d.cos_min:.5f}/{d.cos_mean:.5f}", fmt_float(d.sqnr_db, 3), f"{bad} · {bad_b}"]
-    return [row.name, row.status, origin, shape, *numbers]
+                   f"{d.cos_min:.5f}/{d.cos_mean:.5f}", fmt_float(d.sqnr_db, 3), f"{bad}·{bad_b}"]
+    return [row.name, status, shape, *numbers]
 
 
 def comparison_table(result: "Comparison") -> Table:
@@ -51,12 +51,12 @@ def comparison_table(result: "Comparison") -> Table:
                   title_justify="left", caption=f"tolerance: {result.tolerance_note}", caption_justify="left")
     for column in HEADER:
         table.add_column(column, justify="right" if column in ("max abs err", "tolerance", "rel err", "SQNR dB") else "left",
-                         no_wrap=column in ("stage", "shape a → b", "worst (t,h,w) pixels"))
+                         min_width=20 if column == "status" else None, no_wrap=column in ("stage", "shape a → b", "worst (t,h,w)"))
     first = result.first_divergence
     for row in result.stages:
         cells = row_cells(row)
         style = STYLES.get(row.status, "")
-        table.add_row(*[Text(c, style=style if i in (1, 2) else "") for i, c in enumerate(cells)],
+        table.add_row(*[Text(c, style=style if i == 1 else "", no_wrap=i == 1) for i, c in enumerate(cells)],
                       style="on grey15" if row is first else None)
     return table
 

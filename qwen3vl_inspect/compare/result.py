@@ -124,6 +124,8 @@ class Comparison:
         if first is not None:
             notes.append(f"first divergence: {first.name} ({describe_origin(first)})")
             introduced = [row.name for row in self.stages if row.origin == INTRODUCED and row is not first]
+            # a block whose own step introduced the error says nothing new
+            introduced = [n for n in introduced if not any(o.startswith(n + ".") for o in introduced + [first.name])]
             if introduced:
                 notes.append("also introduced at: " + compact(introduced))
         for side in ("a", "b"):
