@@ -69,19 +69,19 @@ def difference(a: torch.Tensor, b: torch.Tensor) -> Difference:
         both = finite_a & finite_b
         a, b = torch.where(both, a, 0.0), torch.where(both, b, 0.0)
     delta = a - b
-    per_token = delta.abs().amax(1)  # (tokens,)
+    per_token = delta.abs().amax(1)  # (tokens,) max |a - b| per token
     row = int(per_token.argmax()) if per_token.numel() else 0
     max_abs = float(per_token[row]) if per_token.numel() else 0.0
-    norm_a2, norm_b2 = (a * a).sum(1), (b * b).sum(1)  # (tokens,)
-    error2 = float((delta * delta).sum())
-    signal2 = float(norm_a2.sum())
-    cos = (a * b).sum(1) / (norm_a2.sqrt() * norm_b2.sqrt()).clamp_min(1e-30)  # (tokens,)
-    both_zero = (norm_a2 == 0) & (norm_b2 == 0)
-    cos = torch.where(both_zero, 1.0, cos)
+    norm_a, norm_b = torch.linalg.vector_norm(a, dim=1), torch.linalg.vector_norm(b, dim=1)  # (tokens,)
+    flat = delta.reshape(-1)  # (tokens·features,)
+    error2, signal2 = float(torch.dot(flat, flat)), float(torch.dot(norm_a, norm_a))
+    cos = (a * b).sum(1) / (norm_a * norm_b).clamp_min(1e-30)  # (tokens,)
+    cos = torch.where((norm_a == 0) & (norm_b == 0), 1.0, cos)
+    low, high = torch.aminmax(a) if a.numel() else (torch.tensor(0.0), torch.tensor(0.0))
     return Difference(
         max_abs=max_abs,
         row=row,
-        scale=float(a.abs().max()) if a.numel() else 0.0,
+        scale=max(abs(float(low)), abs(float(high))),
         rel_error=math.sqrt(error2 / signal2) if signal2 > 0 else (0.0 if error2 == 0 else math.inf),
         cos_min=float(cos.min()) if cos.numel() else 1.0,
         cos_mean=float(cos.mean()) if cos.numel() else 1.0,

@@ -104,8 +104,6 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str) -> Record
     tensors, calls = recording.tensors, recording.calls
     device = module_device(module)
     pixel_values, grid_thw = inputs.pixel_values.to(device), inputs.grid_thw.to(device)
-    if hasattr(module, "patch_positions"):  # our encoder: its rotary ids come from a method, not a module
-        tensors["position_ids"] = module.patch_positions(grid_thw).rotary_ids
     handles: list[Any] = []
 
     def keep_call(name: str):
@@ -140,6 +138,15 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str) -> Record
     mergers = _submodule(module, "deepstack_merger_list")
     targets += [(f"deepstack.{k}", f"deepstack_merger_list.{k}") for k in range(len(mergers) if mergers is not None else 0)]
     targets.append(("merger", "merger"))
+    method = getattr(module, "patch_positions", None)
+    if callable(method):  # our encoder: rotary ids come from a method, not a module; read what forward got
+
+        def positions_seen(*args: Any, **kwargs: Any) -> Any:
+            positions = method(*args, **kwargs)
+            tensors["position_ids"] = positions.rotary_ids
+            return positions
+
+        module.patch_positions = positions_seen  # instance attribute, removed in `finally`
     try:
         rotary_module = _submodule(module, "rotary_pos_emb")
         if rotary_module is not None:
@@ -158,6 +165,8 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str) -> Record
     finally:
         for handle in handles:
             handle.remove()
+        if callable(method):
+            del module.patch_positions
     return recording
 
 

@@ -1,0 +1,67 @@
+"""Cost of `compare(a, b)` vs one plain forward of a, same run, at 2304 patches (a 768×768 image).
+
+    python benchmarks/compare_speed.py [--model demo] [--patches 2304] [--repeats 3]
+
+compare runs a and b once each with hooks, judges every stage (45 rows for the demo model), and when
+the dtypes differ re-runs a at b's dtype (the precision floor). The ratio is given with and without
+that floor pass. Target: ≤ 2.2× one forward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from _common import image_with_patches
+from qwen3vl_inspect import VisionEncoder, compare, preprocess
+from qwen3vl_inspect.compare.transformers_twin import transformers_twin
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="demo")
+    parser.add_argument("--patches", type=int, default=2304)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    a = VisionEncoder.from_pretrained(args.model)
+    inputs = preprocess([image_with_patches(args.patches)])
+    cases = {
+        "b = copy of a (fp32)": copy.deepcopy(a),
+        "b = transformers (fp32)": transformers_twin(a),
+        "b = a in bf16": copy.deepcopy(a).to(torch.bfloat16),
+    }
+
+    def forward() -> float:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            a(inputs.pixel_values, inputs.grid_thw)
+        return time.perf_counter() - start
+
+    forward()  # warm-up
+    table = Table(title=f"compare vs one forward of a: {args.model}, {args.patches} patches "
+                        f"(median of {args.repeats}, each compare timed next to a forward)")
+    for column in ("case", "forward s", "compare s", "ratio", "floor pass s", "ratio without floor", "verdict"):
+        table.add_column(column, justify="left" if column in ("case", "verdict") else "right")
+    for name, b in cases.items():
+        compare(a, b, inputs)  # warm-up
+        forwards, totals, floors = [], [], []
+        for _ in range(args.repeats):
+            forwards.append(forward())
+            start = time.perf_counter()
+            result = compare(a, b, inputs)
+            totals.append(time.perf_counter() - start)
+            floors.append(result.seconds.get("precision floor", 0.0))
+        fwd, total, floor = (statistics.median(v) for v in (forwards, totals, floors))
+        table.add_row(name, f"{fwd:.3f}", f"{total:.3f}", f"{total / fwd:.2f}×", f"{floor:.3f}",
+                      f"{(total - floor) / fwd:.2f}×", "within" if result.ok else f"diverged at {result.first_divergence.name}")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
