@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -97,17 +97,27 @@ def _cu_seqlens(call: Call) -> torch.Tensor | None:
     return call.args[1] if len(call.args) > 1 and isinstance(call.args[1], torch.Tensor) else None
 
 
-def record_module(module: nn.Module, inputs: VisionInputs, label: str) -> Recording:
-    """Run `module(pixel_values, grid_thw)` once with scoped hooks on transformers' submodule names."""
+def record_module(module: nn.Module, inputs: VisionInputs, label: str,
+                  sink: Callable[[str, torch.Tensor], None] | None = None) -> Recording:
+    """Run `module(pixel_values, grid_thw)` once with scoped hooks on transformers' submodule names.
+
+    With `sink`, each stage tensor goes to `sink(name, tensor)` as it is made and nothing is kept (the
+    precision-floor re-run only needs one number per stage, not a second copy of every activation).
+    """
     patch_size, merge_size = _geometry(module)
     recording = Recording(label, {}, module_dtype(module), module, {}, patch_size, merge_size)
-    tensors, calls = recording.tensors, recording.calls
+    kept, calls = recording.tensors, recording.calls
+    tensors: Any = kept if sink is None else _Sink(sink)
     device = module_device(module)
     pixel_values, grid_thw = inputs.pixel_values.to(device), inputs.grid_thw.to(device)
     handles: list[Any] = []
 
     def keep_call(name: str):
         def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+            if sink is not None and name.count(".") != 1:
+                return  # streaming: only the current block's input is needed (for residual1)
+            if sink is not None:
+                calls.clear()
             calls[name] = Call(args, dict(kwargs))
         return hook
 
@@ -168,6 +178,16 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str) -> Record
         if callable(method):
             del module.patch_positions
     return recording
+
+
+class _Sink:
+    """A write-only stand-in for the tensors dict: each assignment is handed to the callback."""
+
+    def __init__(self, callback: Callable[[str, torch.Tensor], None]) -> None:
+        self.callback = callback
+
+    def __setitem__(self, name: str, tensor: torch.Tensor) -> None:
+        self.callback(name, tensor)
 
 
 def record_onnx(path: str | Path, inputs: VisionInputs) -> Recording:

@@ -42,9 +42,15 @@ def floor_dtype(a: Recording, b: Recording) -> torch.dtype | None:
 def measure_floor(a: Recording, inputs: VisionInputs, dtype: torch.dtype) -> dict[str, float]:
     """Re-run a's module at `dtype` on the same inputs; max abs error against a at every float stage."""
     twin = copy.deepcopy(a.module).to(dtype)
-    rerun = record_module(twin, inputs, f"{a.label} at {dtype}")
-    return {name: max_abs_error(tensor, rerun.tensors[name]) for name, tensor in a.tensors.items()
-            if tensor.is_floating_point() and name in rerun.tensors and rerun.tensors[name].shape == tensor.shape}
+    floors: dict[str, float] = {}
+
+    def measure(name: str, tensor: torch.Tensor) -> None:
+        reference = a.tensors.get(name)
+        if reference is not None and reference.is_floating_point() and reference.shape == tensor.shape:
+            floors[name] = max_abs_error(reference, tensor)
+
+    record_module(twin, inputs, f"{a.label} at {dtype}", sink=measure)
+    return floors
 
 
 def stage_tolerance(scale: float, floor: float | None, rtol: float | None, atol: float | None,
