@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     tui = commands.add_parser("tui", help="the interactive walk-through (what a bare IMAGE runs)")
     _image_options(tui)
     tui.add_argument("--step", action="store_true", help="debugger-style: compute one stage per key press")
+    tui.add_argument("--against", default=None, metavar="B",
+                     help="after the run, compare with B (model, 'transformers' or .onnx) and colour the stages")
+    tui.add_argument("--dtype-b", default=None, choices=DTYPES, help="dtype of --against (default: --dtype)")
     from qwen3vl_inspect.fusion.fuse import DEFAULT_TEXT
 
     tui.add_argument("--text", default=DEFAULT_TEXT,

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
-from qwen3vl_inspect import session
 from qwen3vl_inspect.commands.common import image_path, load_encoder, load_inputs
+from qwen3vl_inspect.compare.sides import ONNX, against_kind, build_against
 from qwen3vl_inspect.errors import EXIT_DIVERGED, EXIT_OK, InputError
 from qwen3vl_inspect.session import DTYPES
 
@@ -40,17 +39,17 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     output = _output_path(args.output)
     inputs = load_inputs(args)
     b_dtype = args.dtype_b or args.dtype
-    against = _against_kind(args.against)
+    against = against_kind(args.against)
     a = load_encoder(args, err)
     with err.status(f"preparing {args.against} …"):
-        b = _build_b(args, against, a, b_dtype)
+        b = build_against(args.against, a, b_dtype, args.device)
     with err.status("running both and comparing …"):
         result = compare(a, b, inputs, rtol=args.rtol, atol=args.atol)
     if args.json:
         out.print_json(json.dumps(result.to_dict()))
     else:
         out.print(f"{image_path(args).name}: a = {args.model} ({args.dtype}), b = {args.against} "
-                  f"({'file' if against == 'onnx' else b_dtype})", markup=False, highlight=False)
+                  f"({'file' if against == ONNX else b_dtype})", markup=False, highlight=False)
         out.print(result)
     if output is not None:
         from qwen3vl_inspect.compare.plots import error_overlay_figure
@@ -60,29 +59,6 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         error_overlay_figure(result, args.stage).savefig(output, bbox_inches="tight")
         err.print(f"wrote {output}", markup=False, highlight=False)
     return EXIT_OK if result.ok else EXIT_DIVERGED
-
-
-def _against_kind(text: str) -> str:
-    if text == "transformers":
-        return "transformers"
-    path = Path(text).expanduser()
-    if text.lower().endswith(".onnx") or path.is_file():
-        from qwen3vl_inspect.export.onnx_run import require_onnx_file
-
-        require_onnx_file(path)
-        return "onnx"
-    session.check_model(text)  # a bad folder or unknown preset fails before anything runs
-    return "model"
-
-
-def _build_b(args: argparse.Namespace, against: str, a: Any, dtype: str) -> Any:
-    if against == "transformers":
-        from qwen3vl_inspect.compare.transformers_twin import transformers_twin
-
-        return transformers_twin(a, session.parse_dtype(dtype))
-    if against == "onnx":
-        return Path(args.against).expanduser()
-    return session.load_encoder(args.against, dtype, args.device)
 
 
 def _output_path(text: str | None) -> Path | None:

@@ -42,7 +42,7 @@ class Difference:
 
 
 def nonfinite(x: torch.Tensor) -> Nonfinite:
-    if not x.is_floating_point() or bool(torch.isfinite(x.sum())):  # one reduction instead of two masks
+    if not x.is_floating_point():
         return Nonfinite()
     return Nonfinite(int(torch.isnan(x).sum()), int(torch.isinf(x).sum()))
 
@@ -61,18 +61,19 @@ def as_rows(x: torch.Tensor) -> torch.Tensor:
 def difference(a: torch.Tensor, b: torch.Tensor) -> Difference:
     """Compare two tensors of the same shape; `a` is the reference."""
     a, b = as_rows(a), as_rows(b)
-    bad_a, bad_b = nonfinite(a), nonfinite(b)
+    norm_a, norm_b = torch.linalg.vector_norm(a, dim=1), torch.linalg.vector_norm(b, dim=1)  # (tokens,)
+    bad_a = bad_b = Nonfinite()
     differs = False
-    if bad_a.total or bad_b.total:
-        finite_a, finite_b = torch.isfinite(a), torch.isfinite(b)
+    if not bool(torch.isfinite(norm_a.sum() + norm_b.sum())):  # a NaN/Inf anywhere shows in the norms
+        bad_a, bad_b = nonfinite(a), nonfinite(b)
         differs = not torch.equal(_nonfinite_code(a), _nonfinite_code(b))
-        both = finite_a & finite_b
-        a, b = torch.where(both, a, 0.0), torch.where(both, b, 0.0)
+        both = torch.isfinite(a) & torch.isfinite(b)
+        a, b = torch.where(both, a, 0.0), torch.where(both, b, 0.0)  # compare the positions finite on both
+        norm_a, norm_b = torch.linalg.vector_norm(a, dim=1), torch.linalg.vector_norm(b, dim=1)
     delta = a - b
     per_token = delta.abs().amax(1)  # (tokens,) max |a - b| per token
     row = int(per_token.argmax()) if per_token.numel() else 0
     max_abs = float(per_token[row]) if per_token.numel() else 0.0
-    norm_a, norm_b = torch.linalg.vector_norm(a, dim=1), torch.linalg.vector_norm(b, dim=1)  # (tokens,)
     flat = delta.reshape(-1)  # (tokens·features,)
     error2, signal2 = float(torch.dot(flat, flat)), float(torch.dot(norm_a, norm_a))
     cos = (a * b).sum(1) / (norm_a * norm_b).clamp_min(1e-30)  # (tokens,)

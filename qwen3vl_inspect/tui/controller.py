@@ -27,6 +27,7 @@ from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tui.stages import FUSION, planned_title
 
 if TYPE_CHECKING:
+    from qwen3vl_inspect.compare import Comparison, StageComparison
     from qwen3vl_inspect.fusion import FusionResult, TokenInfo
 
 PENDING, DONE, FAILED, NONFINITE = "pending", "done", "failed", "nonfinite"
@@ -44,7 +45,7 @@ class StepResult:
 class Inspector:
     def __init__(self, image_path: Path, inputs: VisionInputs, config: VisionConfig, model: str,
                  device: str = "cpu", dtype: str = "float32", step: bool = False, out_dir: Path | None = None,
-                 text: str | None = None) -> None:
+                 text: str | None = None, against: str | None = None, dtype_b: str | None = None) -> None:
         self.image_path, self.inputs, self.config = Path(image_path), inputs, config
         self.model, self.device, self.dtype = model, device, dtype
         self.out_dir = Path.cwd() if out_dir is None else Path(out_dir)
@@ -77,6 +78,10 @@ class Inspector:
         self.fusion_started = False
         self.merge = config.spatial_merge_size
         self.token = (self.grid_h // self.merge // 2, self.grid_w // self.merge // 2)  # merged-grid (row, col)
+        # `--against B`: the finished run compared with B, stage by stage (colours the stage list)
+        self.against, self.dtype_b = against, dtype_b
+        self.comparison: Comparison | None = None
+        self.comparison_started = False
 
     # ---- the run --------------------------------------------------------------------------------
 
@@ -132,6 +137,24 @@ class Inspector:
         with self.lock:
             self.fusion = fuse_trace(self.trace, text=self.text)
         return self.fusion
+
+    def compare_against(self) -> "Comparison":
+        """Run `--against B` on the same inputs and compare it with this encoder; call from a worker thread."""
+        from qwen3vl_inspect.compare import compare
+        from qwen3vl_inspect.compare.sides import build_against
+
+        b = build_against(self.against, self.encoder, self.dtype_b or self.dtype, self.device)
+        with self.lock:
+            self.comparison = compare(self.encoder, b, self.inputs)
+        return self.comparison
+
+    def divergence(self, name: str) -> "StageComparison | None":
+        """The comparison row of a stage (a block's last residual is the block output), if compared."""
+        if self.comparison is None:
+            return None
+        parsed = StageName.parse(name) if name != FUSION else None
+        key = str(parsed.top) if parsed is not None and parsed.step == "residual2" else name
+        return next((row for row in self.comparison.stages if row.name == key), None)
 
     def next_name(self) -> str | None:
         if self.trace is None or self.trace.done or self.trace.failure is not None:

@@ -27,11 +27,17 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     inputs = session.load_inputs(image, args.min_pixels, args.max_pixels)
     config = session.check_model(args.model)
     session.parse_device(args.device)
+    against = getattr(args, "against", None)
+    if against is not None:
+        from qwen3vl_inspect.compare.sides import against_kind
+
+        against_kind(against)  # a missing file or unknown model: one line, before the App starts
     from qwen3vl_inspect.tui.app import InspectApp
     from qwen3vl_inspect.tui.controller import Inspector
 
     inspector = Inspector(image, inputs, config, args.model, args.device, args.dtype,
-                          step=getattr(args, "step", False), out_dir=out_dir, text=getattr(args, "text", None))
+                          step=getattr(args, "step", False), out_dir=out_dir, text=getattr(args, "text", None),
+                          against=against, dtype_b=getattr(args, "dtype_b", None))
     return InspectApp(inspector, show_timings=show_timings, colors=colors)
 
 

@@ -114,3 +114,11 @@ class StageChosen(Message):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
+
+
+class ComparisonReady(Message):
+    """`--against B` finished (`Inspector.comparison`), or failed with `error`."""
+
+    def __init__(self, error: str | None = None) -> None:
+        super().__init__()
+        self.error = error

@@ -146,7 +146,24 @@ class InspectScreen(EngineWorkers, Screen):
         self.sync()
 
     def on_fusion_ready(self, message: msg.FusionReady) -> None:
-        self.inspector.activity = f"all {len(self.inspector.names)} stages computed"
+        ins = self.inspector
+        ins.activity = f"all {len(ins.names)} stages computed"
+        if ins.against is not None and not ins.comparison_started:
+            ins.comparison_started = True
+            ins.activity = f"comparing with {ins.against} …"
+            self.compute_comparison()
+        self.sync()
+
+    def on_comparison_ready(self, message: msg.ComparisonReady) -> None:
+        ins = self.inspector
+        if message.error is not None:
+            ins.activity = f"compare failed: {message.error}"
+            self.notify(f"--against {ins.against}: {message.error}", severity="error", timeout=10)
+        else:
+            ins.activity = ins.comparison.verdict
+            first = ins.comparison.first_divergence
+            if first is not None:
+                self.notify(f"first divergence: {first.name} ({first.origin or first.status})", severity="warning", timeout=10)
         self.sync()
 
     def on_fusion_failed(self, message: msg.FusionFailed) -> None:

@@ -131,6 +131,19 @@ class EngineWorkers:
             return
         self.post_message(msg.FusionReady())
 
+    @work(thread=True, exclusive=True, group="comparison")
+    def compute_comparison(self) -> None:
+        """`--against B`: the same inputs through B, compared stage by stage with the finished run."""
+        ins, worker = self.inspector, get_current_worker()
+        try:
+            call_cancellable(ins.compare_against, lambda: worker.is_cancelled)
+        except Cancelled:
+            return
+        except Exception as exc:  # B can't be built or run: said in the status line, the UI stays
+            self.post_message(msg.ComparisonReady(f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError) else str(exc)))
+            return
+        self.post_message(msg.ComparisonReady())
+
     @work(thread=True, group="files")
     def write_file(self, what: str, spec: ViewSpec | None) -> None:
         ins, worker = self.inspector, get_current_worker()

@@ -1,6 +1,7 @@
 """The list of stages, in the encoder's order; a block opens into its six steps.
 
 Each row says where that stage stands: · not computed, ✓ computed, ✗ failed or NaN/Inf (red),
+≠ / ~ differs from `--against B` (introduced here / inherited),
 ● a breakpoint, ▸ the stage being computed now, ◆ a block whose output feeds a DeepStack merger.
 """
 
@@ -16,6 +17,10 @@ from qwen3vl_inspect.tui.controller import DONE, FAILED, NONFINITE, Inspector
 from qwen3vl_inspect.tui.messages import StageChosen
 
 GLYPHS = {DONE: ("✓", "green"), NONFINITE: ("✗", "bold red"), FAILED: ("✗", "bold red")}
+# `--against B`: ≠ introduced here (red), ~ inherited from upstream (orange), missing (magenta), matching (green)
+COMPARISON_STYLES = {"equal": "green", "within": "green", "introduced": "bold red", "inherited": "dark_orange",
+                     "diverged": "bold red", "shape mismatch": "bold red", "missing in a": "bold magenta",
+                     "missing in b": "bold magenta"}
 
 
 class StageList(Tree[str]):
@@ -63,7 +68,13 @@ class StageList(Tree[str]):
         # ("attention", not "block 3 · attention")
         title = parsed.short_title() if parsed.kind in ("deepstack", "step") else inspector.title(name)
         bad = status in (NONFINITE, FAILED)
-        text.append(title, style="bold red" if bad else "" if status == DONE or name == running else "dim")
+        style = "bold red" if bad else "" if status == DONE or name == running else "dim"
+        row = inspector.divergence(name)  # `--against B`: colour by how far B is from this run here
+        if row is not None and not bad:
+            style = COMPARISON_STYLES.get(row.origin or row.status, style)
+        text.append(title, style=style)
+        if row is not None and not row.ok:
+            text.append(" ≠" if row.origin != "inherited" else " ~", style=COMPARISON_STYLES.get(row.origin or row.status, ""))
         tapped = parsed.kind == "block" and parsed.layer in inspector.config.deepstack_visual_indexes
         if tapped or parsed.kind == "deepstack":
             text.append(" ◆", style="magenta")

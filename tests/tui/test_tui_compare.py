@@ -1,0 +1,47 @@
+"""`qwen3vl-inspect IMAGE --against B`: after the run, the stage list is coloured by the comparison."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+from tui_helpers import run_done, until
+
+from qwen3vl_inspect import VisionEncoder
+from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.tui.widgets.stage_list import StageList
+
+SIZE = (120, 40)
+
+
+@pytest.fixture(scope="module")
+def modified(tmp_path_factory):
+    encoder = VisionEncoder.from_pretrained("tiny")
+    with torch.no_grad():
+        encoder.blocks[2].mlp.linear_fc1.weight.mul_(1.3)
+    return str(encoder.save_pretrained(tmp_path_factory.mktemp("b") / "tiny-modified"))
+
+
+def test_against_colours_the_stage_list(make_app, modified):
+    async def scenario():
+        app = make_app(against=modified, dtype_b=None)
+        async with app.run_test(size=SIZE) as pilot:
+            await run_done(pilot)
+            await until(pilot, lambda: app.inspector.comparison is not None, what="the comparison")
+            ins = app.inspector
+            assert ins.comparison.first_divergence.name == "blocks.2.mlp"
+            assert "DIVERGED at blocks.2.mlp" in ins.activity
+            stages = app.screen.query_one(StageList)
+            label = stages.label_for(ins, "blocks.2.mlp", None)
+            assert label.plain.endswith(" ≠") and "red" in str(label.spans[-1].style)
+            assert stages.label_for(ins, "blocks.3", None).plain.endswith(" ~")  # inherited
+            assert stages.label_for(ins, "blocks.2.residual2", None).plain.endswith(" ≠")  # the block output
+            assert "≠" not in stages.label_for(ins, "blocks.1", None).plain
+
+    asyncio.run(scenario())
+
+
+def test_against_a_missing_file_is_refused_before_the_app(make_app):
+    with pytest.raises(InputError, match="no such file"):
+        make_app(against="missing.onnx")
