@@ -49,6 +49,7 @@ class Recording:
     patch_size: int = 16
     merge_size: int = 2
     onnx: bool = False
+    error: str | None = None  # the forward raised: stages before it are kept, the rest are missing
 
     def claims(self, name: str) -> bool:
         """Whether this side is expected to have `name`: absent stages it claims are findings.
@@ -172,6 +173,9 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str,
             handles.append(sub.register_forward_hook(keep_output(name)))
         with torch.inference_mode():
             module(pixel_values, grid_thw)
+    except Exception as exc:  # a broken modified copy: what ran before the failure is still compared
+        last = next(reversed(kept), None) if sink is None else None
+        recording.error = f"{type(exc).__name__}: {exc}" + (f" (after {last})" if last else "")
     finally:
         for handle in handles:
             handle.remove()

@@ -95,6 +95,7 @@ class Comparison:
     not_exposed: list[str] = field(default_factory=list)  # stages one side does not promise (ONNX intermediates)
     seconds: dict[str, float] = field(default_factory=dict)  # time of each phase (record a, record b, floor, …)
     inputs: Any = None  # the VisionInputs (for drawing the error over the image)
+    errors: dict[str, str] = field(default_factory=dict)  # side ("a"/"b") → what its forward raised
 
     def __getitem__(self, name: str) -> StageComparison:
         for row in self.stages:
@@ -119,7 +120,8 @@ class Comparison:
 
     def findings(self) -> list[str]:
         """Sentences a person acts on: missing stages, the first divergence and its origin, NaN/Inf."""
-        notes = missing_findings(self.stages)
+        notes = [f"{side}'s forward raised {error}" for side, error in self.errors.items()]
+        notes += missing_findings(self.stages)
         first = next((row for row in self.stages if row.status in (DIVERGED, SHAPE_MISMATCH)), None)
         if first is not None:
             notes.append(f"first divergence: {first.name} ({describe_origin(first)})")
@@ -154,7 +156,7 @@ class Comparison:
         first = self.first_divergence
         return dict(a=self.a_label, b=self.b_label, grid_thw=self.grid_thw.tolist(), ok=self.ok,
                     first_divergence=None if first is None else first.name, verdict=self.verdict,
-                    findings=self.findings(), tolerance=self.tolerance_note, not_exposed=self.not_exposed,
+                    findings=self.findings(), tolerance=self.tolerance_note, errors=self.errors, not_exposed=self.not_exposed,
                     seconds={k: round(v, 4) for k, v in self.seconds.items()},
                     stages=[row.to_dict() for row in self.stages])
 

@@ -63,7 +63,8 @@ def compare(a: Any, b: Any, inputs: Any = None, rtol: float | None = None, atol:
     _assign_origins(rows, rec_a, rec_b)
     seconds["compare"] = time.perf_counter() - started
     note = tol.describe(floor_at, floor_at is not None, rtol, atol, eps)
-    return Comparison(rec_a.label, rec_b.label, rows, inputs.grid_thw.cpu(), note, not_exposed, seconds, inputs)
+    errors = {side: rec.error for side, rec in (("a", rec_a), ("b", rec_b)) if rec.error}
+    return Comparison(rec_a.label, rec_b.label, rows, inputs.grid_thw.cpu(), note, not_exposed, seconds, inputs, errors)
 
 
 @contextmanager

@@ -173,3 +173,17 @@ def test_displays(golden, inputs):
     figure = result.plot_error_growth()
     assert [t.get_text() for t in figure.axes[0].get_xticklabels()][-1] == "merger"
     assert isinstance(result, Comparison)
+
+
+def test_b_that_raises_keeps_what_ran_before(golden, inputs):
+    """A broken modified copy: the stages before the failure are compared, the rest are missing in b."""
+    b = copy.deepcopy(golden)
+
+    def broken(_module, _args, output):
+        raise RuntimeError("shape mismatch in my edit")
+
+    b.blocks[2].attn.register_forward_hook(broken)
+    result = compare(golden, b, inputs)
+    assert result["blocks.1"].status == EQUAL and result["blocks.2.norm1"].status == EQUAL
+    assert result.first_divergence.name == "blocks.2.attn" and result.first_divergence.status == MISSING_B
+    assert result.findings()[0] == "b's forward raised RuntimeError: shape mismatch in my edit (after blocks.2.norm1)"
