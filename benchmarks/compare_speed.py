@@ -69,7 +69,7 @@ def main() -> None:
                       f"{total:.3f} / {statistics.median(totals):.3f}", f"{total / fwd:.2f}×",
                       f"{statistics.median(totals) / statistics.median(forwards):.2f}×", f"{floors[best]:.3f}",
                       f"{(total - floors[best]) / fwd:.2f}×", " / ".join(f"{v:.3f}" for v in phases[best]))
-    Console().print(table)
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":
