@@ -124,6 +124,10 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str,
 
     def keep_output(name: str):
         def hook(_module: nn.Module, _args: tuple, output: Any) -> None:
+            if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+                output = output[0]  # modules that also return extras (attention weights, caches)
+            if not isinstance(output, torch.Tensor):
+                return
             tensors[name] = output.detach()
             if name.endswith(".attn"):  # the first residual: block input + attention output
                 block_input = calls[name.rsplit(".", 1)[0]].args[0]
