@@ -18,6 +18,7 @@ from qwen3vl_inspect.tracing import Trace
 IMAGE, PATCHIFY, ROTARY, NORMS, ATTENTION, PENDING, FAILED = (
     "image", "patchify", "rotary", "norms", "attention", "pending", "failed")
 FUSION = "fusion"  # the merged-token grid of the language model's input (built by the TUI from a FusionResult)
+ERROR = "error"  # `--against B`: per-patch max abs error of this stage against B (from a Comparison)
 
 
 @dataclass(frozen=True)

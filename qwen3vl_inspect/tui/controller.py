@@ -82,6 +82,7 @@ class Inspector:
         self.against, self.dtype_b = against, dtype_b
         self.comparison: Comparison | None = None
         self.comparison_started = False
+        self.show_error = True  # once compared: a compared stage shows its error against B (x toggles)
 
     # ---- the run --------------------------------------------------------------------------------
 
@@ -155,6 +156,15 @@ class Inspector:
         parsed = StageName.parse(name) if name != FUSION else None
         key = str(parsed.top) if parsed is not None and parsed.step == "residual2" else name
         return next((row for row in self.comparison.stages if row.name == key), None)
+
+    def _error_overlay(self, spec: ViewSpec) -> Overlay:
+        row = self.divergence(spec.stage)
+        values = self.comparison.error_grid(row.name).numpy()  # (grid_h, grid_w), raster order
+        origin = f", {row.origin} here" if row.origin == "introduced" else f", {row.origin}" if row.origin else ""
+        what = (f"max abs error per patch against {self.against}: {row.status}{origin} "
+                f"(max {row.diff.max_abs:.3g}, tolerance {row.tolerance:.2g})")
+        return Overlay(spec, what, values=values, groups=2 if row.merged else 0,
+                       notes=["x: back to the stage's own view", self.comparison.verdict])
 
     def next_name(self) -> str | None:
         if self.trace is None or self.trace.done or self.trace.failure is not None:
@@ -288,6 +298,9 @@ class Inspector:
             return stage_overlays.PENDING
         if name == FUSION:
             return stage_overlays.FUSION
+        row = self.divergence(name) if self.show_error else None
+        if row is not None and row.location is not None and row.diff is not None:
+            return stage_overlays.ERROR
         fixed = {"input": stage_overlays.IMAGE, "patchify": stage_overlays.PATCHIFY, "rotary": stage_overlays.ROTARY}
         if name in fixed:
             return fixed[name]
@@ -323,6 +336,8 @@ class Inspector:
                 from qwen3vl_inspect.tui.fusion_view import fusion_overlay
 
                 found = self._overlays[spec] = fusion_overlay(self.fusion, spec)
+            elif spec.kind == stage_overlays.ERROR and self.comparison is not None:  # already computed: a reshape
+                found = self._overlays[spec] = self._error_overlay(spec)
                 while len(self._overlays) > OVERLAY_CACHE:
                     self._overlays.popitem(last=False)
             return found

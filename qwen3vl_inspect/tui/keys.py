@@ -28,6 +28,9 @@ KEYS: tuple[Key, ...] = (
     Key("left_square_bracket", "block(-1)", "block-", "", "", "Stages", footer=False),
     Key("a", "toggle_norms", "attn/norm", "a block: its attention ↔ the L2 norm of each patch", "a", "Stages", footer=False),
     Key("o", "toggle_overlay", "overlay", "overlay on/off (see the plain image)", "o", "Stages", footer=False),
+    # with --against B only; kept out of the help table (display "") so the help screen stays as it is
+    Key("x", "toggle_error", "error", "with --against B: error against B ↔ the stage's own view", "", "Stages",
+        footer=False),
     Key("full_stop", "head(1)", "head", "next head (, for the previous); leaves the mean of heads", ", / .", "Attention"),
     Key("comma", "head(-1)", "head-", "", "", "Attention", footer=False),
     Key("m", "toggle_mean", "mean", "mean of all heads ↔ the chosen head", "m", "Attention"),

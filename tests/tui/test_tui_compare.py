@@ -10,6 +10,7 @@ from tui_helpers import run_done, until
 
 from qwen3vl_inspect import VisionEncoder
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.stage_overlays import ERROR, NORMS
 from qwen3vl_inspect.tui.widgets.stage_list import StageList
 
 SIZE = (120, 40)
@@ -38,6 +39,16 @@ def test_against_colours_the_stage_list(make_app, modified):
             assert stages.label_for(ins, "blocks.3", None).plain.endswith(" ~")  # inherited
             assert stages.label_for(ins, "blocks.2.residual2", None).plain.endswith(" ≠")  # the block output
             assert "≠" not in stages.label_for(ins, "blocks.1", None).plain
+            # the selected stage shows its per-patch error against B; x goes back to its own view
+            stages.go_to("merger")
+            await until(pilot, lambda: ins.selected == "merger", what="merger selected")
+            spec = ins.view_spec()
+            assert spec.kind == ERROR
+            shown = ins.cached_overlay(spec)
+            assert shown.values.shape == (ins.grid_h, ins.grid_w) and shown.values.max() > 0
+            assert "against" in shown.what and "inherited" in shown.what
+            await pilot.press("x")
+            assert ins.view_spec().kind == NORMS
 
     asyncio.run(scenario())
 

@@ -380,6 +380,10 @@ class InspectScreen(EngineWorkers, Screen):
         self.inspector.norms_instead = not self.inspector.norms_instead
         self.refresh_view()
 
+    def action_toggle_error(self) -> None:
+        self.inspector.show_error = not self.inspector.show_error
+        self.refresh_view()
+
     def action_toggle_overlay(self) -> None:
         self.inspector.show_overlay = not self.inspector.show_overlay
         self.refresh_view()
