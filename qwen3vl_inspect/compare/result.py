@@ -129,7 +129,8 @@ class Comparison:
             # a block whose own step introduced the error says nothing new
             introduced = [n for n in introduced if not any(o.startswith(n + ".") for o in introduced + [first.name])]
             if introduced:
-                notes.append("also introduced at: " + compact(introduced))
+                more = f" … ({len(introduced) - 8} more)" if len(introduced) > 8 else ""
+                notes.append("also introduced at: " + compact(introduced[:8]) + more)
         for side in ("a", "b"):
             bad = next((row for row in self.stages if row.diff and getattr(row.diff, f"nonfinite_{side}").total), None)
             if bad is not None:
