@@ -43,7 +43,7 @@ class Recording:
 
     label: str
     tensors: dict[str, torch.Tensor]  # stage name → tensor, firing order = data-flow order
-    dtype: torch.dtype | None  # compute dtype (None for ONNX: whatever the file holds)
+    dtype: torch.dtype | None  # compute dtype (an ONNX file: float16 if its outputs are, else float32)
     module: nn.Module | None = None  # the torch module (None for an ONNX file)
     calls: dict[str, Call] = field(default_factory=dict)  # stage name → the module call that computed it
     patch_size: int = 16
@@ -204,9 +204,12 @@ def record_onnx(path: str | Path, inputs: VisionInputs) -> Recording:
     from qwen3vl_inspect.export.onnx_run import onnx_stage_outputs, open_session, session_metadata
 
     outputs = onnx_stage_outputs(path, inputs)
-    config = config_from_metadata(session_metadata(open_session(path)))
+    session = open_session(path)
+    config = config_from_metadata(session_metadata(session))
     patch_size, merge_size = (config.patch_size, config.spatial_merge_size) if config else (16, 2)
-    return Recording(Path(path).name, outputs, None, None, {}, patch_size, merge_size, onnx=True)
+    types = {output.type for output in session.get_outputs()}  # e.g. "tensor(float16)" for a half export
+    dtype = torch.float16 if "tensor(float16)" in types else torch.float32
+    return Recording(Path(path).name, outputs, dtype, None, {}, patch_size, merge_size, onnx=True)
 
 
 def record(side: Any, inputs: VisionInputs, label: str) -> Recording:

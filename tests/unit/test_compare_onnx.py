@@ -57,3 +57,13 @@ def test_cli_against_onnx_exits_0(exported, capsys):
     assert main(["compare", "--model", "tiny", "--against", str(exported), "--min-pixels", "4096",
                  "--max-pixels", "65536"]) == 0
     assert "tiny.onnx" in capsys.readouterr().out
+
+
+def test_float16_export_is_within_the_measured_floor(encoder, tmp_path, inputs):
+    """A float16 file is judged against a re-run of our encoder in float16, not against fp32 rounding."""
+    path = tmp_path / "tiny16.onnx"
+    assert main(["export", str(path), "--model", "tiny", "--dtype", "float16", "--no-intermediates"]) == 0
+    result = compare(encoder, path, inputs)
+    assert "precision floor: a re-run in float16" in result.tolerance_note
+    assert result.ok, result.verdict
+    assert [r.name for r in result] == ["deepstack.0", "deepstack.1", "merger"]
