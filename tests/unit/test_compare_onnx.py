@@ -9,7 +9,9 @@ import torch
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install -e '.[onnx]')")
 pytest.importorskip("onnxscript", reason="the onnx extra is not installed (pip install -e '.[onnx]')")
 
-from qwen3vl_inspect import VisionEncoder, compare  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from qwen3vl_inspect import VisionEncoder, compare, preprocess  # noqa: E402
 from qwen3vl_inspect.cli import main  # noqa: E402
 from qwen3vl_inspect.compare.result import INTRODUCED  # noqa: E402
 from qwen3vl_inspect.export.onnx_export import export_onnx  # noqa: E402
@@ -31,6 +33,24 @@ def exported(encoder, tmp_path_factory):
 @pytest.fixture(scope="module")
 def inputs():
     return load_inputs(["demo", "scene:1"], min_pixels=64 * 64, max_pixels=192 * 192)  # two packed images
+
+
+def noise_image(width, height, seed):
+    pixels = torch.randint(0, 256, (height, width, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    return Image.fromarray(pixels.numpy())
+
+
+# (width, height) of the packed images, as the export tests use them
+CASES = {"square": [(512, 512)], "1024x256": [(1024, 256)], "256x1024": [(256, 1024)],
+         "packed": [(512, 512), (1024, 256), (256, 1024)]}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_onnx_within_our_encoder_on_every_shape(encoder, exported, case):
+    images = [noise_image(w, h, i) for i, (w, h) in enumerate(CASES[case])]
+    result = compare(encoder, exported, preprocess(images, min_pixels=1024, max_pixels=64 * 256))
+    assert result.ok, result.verdict
+    assert [r.name for r in result][-1] == "merger" and result["deepstack.1"].status in ("equal", "within")
 
 
 def test_onnx_within_our_encoder(encoder, exported, inputs):
