@@ -23,7 +23,7 @@ from torch import nn
 from qwen3vl_inspect.inputs.image import VisionInputs
 
 INTEGER_STAGES = ("position_ids", "cu_seqlens")
-# block steps recorded from a submodule's output (residual1 is derived: block input + attention)
+# block steps recorded from a submodule's output (residual1 is norm2's input)
 HOOKED_STEPS = ("norm1", "attn", "norm2", "mlp")
 # what an ONNX file must expose; other stages (intermediates) are compared when it has them
 ONNX_REQUIRED = ("merger", "deepstack.")
@@ -115,10 +115,10 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str,
 
     def keep_call(name: str):
         def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
-            if sink is not None and name.count(".") != 1:
-                return  # streaming: only the current block's input is needed (for residual1)
+            if name.endswith(".norm2") and args:  # norm2's input is the first residual, as the block made it
+                tensors[name.replace(".norm2", ".residual1")] = args[0].detach()
             if sink is not None:
-                calls.clear()
+                return  # streaming (the precision floor): nothing is replayed, so no call is kept
             calls[name] = Call(args, dict(kwargs))
         return hook
 
@@ -129,9 +129,6 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str,
             if not isinstance(output, torch.Tensor):
                 return
             tensors[name] = output.detach()
-            if name.endswith(".attn"):  # the first residual: block input + attention output
-                block_input = calls[name.rsplit(".", 1)[0]].args[0]
-                tensors[name.replace(".attn", ".residual1")] = (block_input + output).detach()
         return hook
 
     def block0_input(_module: nn.Module, args: tuple, kwargs: dict) -> None:

@@ -17,7 +17,7 @@ from qwen3vl_inspect.compare.metrics import max_abs_error
 from qwen3vl_inspect.compare.recording import Call, Recording, module_device, module_dtype
 from qwen3vl_inspect.stage_name import StageName
 
-REPLAY, UPSTREAM, NO_UPSTREAM, SUM = "replay", "upstream", "no upstream", "sum"
+REPLAY, UPSTREAM, NO_UPSTREAM = "replay", "upstream", "no upstream"
 
 
 def _cast(value: Any, dtype: torch.dtype, device: torch.device) -> Any:
@@ -35,7 +35,7 @@ def local_error(name: str, a: Recording, b: Recording) -> tuple[float | None, st
     if name in ("rotary", "position_ids", "cu_seqlens"):
         return None, NO_UPSTREAM  # a function of grid_thw alone: nothing upstream to inherit from
     if name.endswith(".residual1"):
-        return None, SUM  # a sum of two recorded stages: it can only carry their errors
+        return None, UPSTREAM  # no module of its own: introduced only if the attention before it is fine
     if name == "pos_embed":
         needed = ("patch_embed", "pos_embed")
         if all(n in a.tensors and n in b.tensors for n in needed):

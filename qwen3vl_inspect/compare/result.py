@@ -42,7 +42,7 @@ class StageComparison:
     merged: bool = False  # the rows are merged tokens (2×2 patches each), not patches
     origin: str | None = None
     local_error: float | None = None  # max abs error of b's module replayed on a's input
-    origin_how: str = ""  # how origin was decided: "replay", "upstream", "no upstream", "sum"
+    origin_how: str = ""  # how origin was decided: "replay", "upstream" (the stage before it), "no upstream"
 
     @property
     def ok(self) -> bool:

@@ -23,7 +23,7 @@ from torch import nn
 from qwen3vl_inspect.compare import tolerance as tol
 from qwen3vl_inspect.compare.metrics import difference
 from qwen3vl_inspect.compare.recording import INTEGER_STAGES, Recording, module_dtype, record
-from qwen3vl_inspect.compare.replay import NO_UPSTREAM, REPLAY, SUM, local_error
+from qwen3vl_inspect.compare.replay import NO_UPSTREAM, REPLAY, local_error
 from qwen3vl_inspect.compare.result import (DIVERGED, EQUAL, INHERITED, INTRODUCED, MISSING_A, MISSING_B,
                                             SHAPE_MISMATCH, WITHIN, Comparison, StageComparison)
 from qwen3vl_inspect.inputs.image import VisionInputs
@@ -166,8 +166,6 @@ def _assign_origins(rows: list[StageComparison], a: Recording, b: Recording) -> 
                 row.origin = INTRODUCED if error > (row.tolerance or 0.0) else INHERITED
             elif how == NO_UPSTREAM:
                 row.origin = INTRODUCED
-            elif how == SUM:
-                row.origin = INHERITED
             else:
                 row.origin = INTRODUCED if upstream_ok else INHERITED
         elif row.status == DIVERGED:

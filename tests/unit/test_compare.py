@@ -187,3 +187,24 @@ def test_b_that_raises_keeps_what_ran_before(golden, inputs):
     assert result["blocks.1"].status == EQUAL and result["blocks.2.norm1"].status == EQUAL
     assert result.first_divergence.name == "blocks.2.attn" and result.first_divergence.status == MISSING_B
     assert result.findings()[0] == "b's forward raised RuntimeError: shape mismatch in my edit (after blocks.2.norm1)"
+
+
+def test_dropped_residual_is_named_at_the_residual(golden, inputs):
+    """A modified block forward that forgets `x +` before the attention: norm1 and attention still match,
+    the first residual (what norm2 receives) does not."""
+    from qwen3vl_inspect.model.layers import Block
+
+    class NoResidual(Block):
+        def forward(self, x, cu_seqlens, rotary):
+            x = self.attn(self.norm1(x), cu_seqlens, rotary)
+            return x + self.mlp(self.norm2(x))
+
+    b = copy.deepcopy(golden)
+    broken = NoResidual(golden.config)
+    broken.load_state_dict(b.blocks[1].state_dict())
+    b.blocks[1] = broken.eval()
+    result = compare(golden, b, inputs)
+    assert result["blocks.1.attn"].status == EQUAL
+    first = result.first_divergence
+    assert first.name == "blocks.1.residual1" and first.origin == INTRODUCED and first.origin_how == "upstream"
+    assert result["blocks.1"].origin == INTRODUCED  # the block replayed on a's input is off too
