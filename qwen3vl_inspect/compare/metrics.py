@@ -70,13 +70,15 @@ def difference(a: torch.Tensor, b: torch.Tensor) -> Difference:
         both = torch.isfinite(a) & torch.isfinite(b)
         a, b = torch.where(both, a, 0.0), torch.where(both, b, 0.0)  # compare the positions finite on both
         norm_a, norm_b = torch.linalg.vector_norm(a, dim=1), torch.linalg.vector_norm(b, dim=1)
-    delta = a - b
-    per_token = delta.abs().amax(1)  # (tokens,) max |a - b| per token
+    delta = a - b  # the one full-size temporary: fresh large buffers cost more than the arithmetic
+    norm_delta = torch.linalg.vector_norm(delta, dim=1)  # (tokens,)
+    per_token = delta.abs_().amax(1)  # (tokens,) max |a - b| per token (delta is not needed after this)
     row = int(per_token.argmax()) if per_token.numel() else 0
     max_abs = float(per_token[row]) if per_token.numel() else 0.0
-    flat = delta.reshape(-1)  # (tokens·features,)
-    error2, signal2 = float(torch.dot(flat, flat)), float(torch.dot(norm_a, norm_a))
-    cos = (a * b).sum(1) / (norm_a * norm_b).clamp_min(1e-30)  # (tokens,)
+    error2, signal2 = float(torch.dot(norm_delta, norm_delta)), float(torch.dot(norm_a, norm_a))
+    # a·b per token from the three norms (no product tensor); exact to float32 rounding (~1e-7 in cos)
+    dots = (norm_a * norm_a + norm_b * norm_b - norm_delta * norm_delta) / 2  # (tokens,)
+    cos = (dots / (norm_a * norm_b).clamp_min(1e-30)).clamp(-1.0, 1.0)
     cos = torch.where((norm_a == 0) & (norm_b == 0), 1.0, cos)
     low, high = torch.aminmax(a) if a.numel() else (torch.tensor(0.0), torch.tensor(0.0))
     return Difference(
