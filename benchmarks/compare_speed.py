@@ -2,7 +2,8 @@
 
     python benchmarks/compare_speed.py [--model demo] [--patches 2304] [--repeats 3]
 
-compare runs a and b once each with hooks, judges every stage (45 rows for the demo model), and when
+compare runs a and b once each with hooks, judges every stage (45 rows for the demo model; 15 with
+substages=False, which records only the top-level stages), and when
 the dtypes differ re-runs a at b's dtype (the precision floor). The ratio is given with and without
 that floor pass. Target: ≤ 2.2× one forward.
 
@@ -34,10 +35,12 @@ def main() -> None:
     args = parser.parse_args()
     a = VisionEncoder.from_pretrained(args.model)
     inputs = preprocess([image_with_patches(args.patches)])
-    cases = {
-        "b = copy of a (fp32)": copy.deepcopy(a),
-        "b = transformers (fp32)": transformers_twin(a),
-        "b = a in bf16": copy.deepcopy(a).to(torch.bfloat16),
+    twin = transformers_twin(a)
+    cases = {  # name: (b, compare keyword arguments)
+        "b = copy of a (fp32)": (copy.deepcopy(a), {}),
+        "b = transformers (fp32)": (twin, {}),
+        "b = transformers, blocks only (substages=False)": (twin, {"substages": False}),
+        "b = a in bf16": (copy.deepcopy(a).to(torch.bfloat16), {}),
     }
 
     def forward() -> float:
@@ -52,13 +55,13 @@ def main() -> None:
     for column in ("case", "forward s (min / median)", "compare s (min / median)", "ratio of mins",
                    "ratio of medians", "floor pass s (min)", "ratio of mins without floor", "run a / run b / judge s (min)"):
         table.add_column(column, justify="left" if column == "case" else "right")
-    for name, b in cases.items():
-        compare(a, b, inputs)  # warm-up
+    for name, (b, options) in cases.items():
+        compare(a, b, inputs, **options)  # warm-up
         forwards, totals, floors, phases = [], [], [], []
         for _ in range(args.repeats):
             forwards.append(forward())
             start = time.perf_counter()
-            result = compare(a, b, inputs)
+            result = compare(a, b, inputs, **options)
             totals.append(time.perf_counter() - start)
             floors.append(result.seconds.get("precision floor", 0.0))
             phases.append((result.seconds["run a"], result.seconds["run b"], result.seconds["compare"]))

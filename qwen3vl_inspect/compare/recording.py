@@ -99,7 +99,7 @@ def _cu_seqlens(call: Call) -> torch.Tensor | None:
 
 
 def record_module(module: nn.Module, inputs: VisionInputs, label: str,
-                  sink: Callable[[str, torch.Tensor], None] | None = None) -> Recording:
+                  sink: Callable[[str, torch.Tensor], None] | None = None, substages: bool = True) -> Recording:
     """Run `module(pixel_values, grid_thw)` once with scoped hooks on transformers' submodule names.
 
     With `sink`, each stage tensor goes to `sink(name, tensor)` as it is made and nothing is kept (the
@@ -145,7 +145,8 @@ def record_module(module: nn.Module, inputs: VisionInputs, label: str,
     targets: list[tuple[str, str]] = [("patch_embed", "patch_embed")]
     blocks = _submodule(module, "blocks")
     for layer in range(len(blocks) if blocks is not None else 0):
-        targets += [(f"blocks.{layer}.{step}", f"blocks.{layer}.{step}") for step in HOOKED_STEPS]
+        if substages:  # a block's steps: five more tensors per block, kept until the comparison is judged
+            targets += [(f"blocks.{layer}.{step}", f"blocks.{layer}.{step}") for step in HOOKED_STEPS]
         targets.append((f"blocks.{layer}", f"blocks.{layer}"))
     mergers = _submodule(module, "deepstack_merger_list")
     targets += [(f"deepstack.{k}", f"deepstack_merger_list.{k}") for k in range(len(mergers) if mergers is not None else 0)]
@@ -209,11 +210,11 @@ def record_onnx(path: str | Path, inputs: VisionInputs) -> Recording:
     return Recording(Path(path).name, outputs, dtype, None, {}, patch_size, merge_size, onnx=True)
 
 
-def record(side: Any, inputs: VisionInputs, label: str) -> Recording:
+def record(side: Any, inputs: VisionInputs, label: str, substages: bool = True) -> Recording:
     """A module or an .onnx path, recorded on `inputs`."""
     if isinstance(side, (str, Path)):
         return record_onnx(side, inputs)
     if isinstance(side, nn.Module):
-        return record_module(side, inputs, label)
+        return record_module(side, inputs, label, substages=substages)
     raise TypeError(f"can't compare a {type(side).__name__}: give a VisionEncoder, a transformers vision "
                     "module (or one with its submodule names), or the path of an .onnx file")

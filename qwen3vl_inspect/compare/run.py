@@ -43,16 +43,16 @@ def compare(a: Any, b: Any, inputs: Any = None, rtol: float | None = None, atol:
     inputs = _as_inputs(inputs)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    rec_a = record(a, inputs, _label(a))
+    rec_a = record(a, inputs, _label(a), substages)
     seconds["run a"] = time.perf_counter() - started
     started = time.perf_counter()
-    rec_b = record(b, inputs, _label(b))
+    rec_b = record(b, inputs, _label(b), substages)
     seconds["run b"] = time.perf_counter() - started
     floor_at = tol.floor_dtype(rec_a, rec_b) if floor and rtol is None and atol is None else None
     floors: dict[str, float] = {}
     if floor_at is not None:
         started = time.perf_counter()
-        floors = tol.measure_floor(rec_a, inputs, floor_at)
+        floors = tol.measure_floor(rec_a, inputs, floor_at, substages)
         seconds["precision floor"] = time.perf_counter() - started
     started = time.perf_counter()
     eps = tol.fallback_eps(rec_a, rec_b)

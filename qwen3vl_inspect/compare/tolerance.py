@@ -39,7 +39,7 @@ def floor_dtype(a: Recording, b: Recording) -> torch.dtype | None:
     return None
 
 
-def measure_floor(a: Recording, inputs: VisionInputs, dtype: torch.dtype) -> dict[str, float]:
+def measure_floor(a: Recording, inputs: VisionInputs, dtype: torch.dtype, substages: bool = True) -> dict[str, float]:
     """Re-run a's module at `dtype` on the same inputs; max abs error against a at every float stage."""
     twin = copy.deepcopy(a.module).to(dtype)
     floors: dict[str, float] = {}
@@ -49,7 +49,7 @@ def measure_floor(a: Recording, inputs: VisionInputs, dtype: torch.dtype) -> dic
         if reference is not None and reference.is_floating_point() and reference.shape == tensor.shape:
             floors[name] = max_abs_error(reference, tensor)
 
-    record_module(twin, inputs, f"{a.label} at {dtype}", sink=measure)
+    record_module(twin, inputs, f"{a.label} at {dtype}", sink=measure, substages=substages)
     return floors
 
 

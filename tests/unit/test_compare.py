@@ -208,3 +208,9 @@ def test_dropped_residual_is_named_at_the_residual(golden, inputs):
     first = result.first_divergence
     assert first.name == "blocks.1.residual1" and first.origin == INTRODUCED and first.origin_how == "upstream"
     assert result["blocks.1"].origin == INTRODUCED  # the block replayed on a's input is off too
+
+
+def test_blocks_only_names_the_block(golden, inputs):
+    result = compare(golden, perturbed(golden, "blocks.2.mlp.linear_fc1.weight"), inputs, substages=False)
+    assert not any(row.name.count(".") == 2 for row in result)  # no block steps recorded or listed
+    assert result.first_divergence.name == "blocks.2" and result.first_divergence.origin == INTRODUCED
