@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", default=None, help="stage drawn by -o (default: the first divergence, else merger)")
     parser.add_argument("--rtol", type=float, default=None, help="fixed tolerance atol + rtol·max|a| (default: measured)")
     parser.add_argument("--atol", type=float, default=None, help="see --rtol")
+    parser.add_argument("--blocks-only", action="store_true",
+                        help="compare only top-level stages (blocks, not their norm/attention/MLP steps): faster")
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     with err.status(f"preparing {args.against} …"):
         b = build_against(args.against, a, b_dtype, args.device)
     with err.status("running both and comparing …"):
-        result = compare(a, b, inputs, rtol=args.rtol, atol=args.atol)
+        result = compare(a, b, inputs, rtol=args.rtol, atol=args.atol, substages=not args.blocks_only)
     if args.json:
         out.print_json(json.dumps(result.to_dict()))
     else:
