@@ -27,6 +27,7 @@ from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import merge_to_raster
+from qwen3vl_inspect.inputs.processor_config import check_fits
 from qwen3vl_inspect.model.encoder import VisionEncoder, VisionOutput
 from qwen3vl_inspect.model.stage_plan import PlannedStage, block_steps, stage_plan
 from qwen3vl_inspect.probe.numerics import NonFiniteReport, find_first_nonfinite
@@ -81,6 +82,8 @@ class Trace:
     ) -> None:
         if keep not in KEEP_POLICIES:
             raise ValueError(f"keep={keep!r}; choose one of {KEEP_POLICIES}")
+        check_fits(encoder.config, inputs.patch_size, inputs.merge_size, inputs.temporal_patch_size,
+                   int(inputs.pixel_values.shape[-1]))
         self.encoder, self.inputs, self.keep = encoder, inputs, keep
         self.memory_budget, self.attention_budget = memory_budget, attention_budget
         self.config = encoder.config

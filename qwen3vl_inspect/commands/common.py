@@ -21,7 +21,7 @@ def image_path(args: argparse.Namespace) -> Path:
 
 def load_inputs(args: argparse.Namespace) -> VisionInputs:
     """Read and preprocess the image: fails fast, before the model is built."""
-    return session.load_inputs(image_path(args), args.min_pixels, args.max_pixels)
+    return session.load_inputs(image_path(args), args.min_pixels, args.max_pixels, args.model)
 
 
 def load_encoder(args: argparse.Namespace, err: Console) -> VisionEncoder:
