@@ -21,6 +21,7 @@ from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import FUSION, Inspector
 from qwen3vl_inspect.tui.failure import FailureKind
 from qwen3vl_inspect.tui.run_state import Next
+from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.stage_overlays import ViewSpec
 from qwen3vl_inspect.tui.screens.help_screen import HelpScreen
 from qwen3vl_inspect.teaching import explain
@@ -292,7 +293,7 @@ class InspectScreen(EngineWorkers, Screen):
     def _refresh_footer(self) -> None:
         """Rebuild the footer's keys only when the set of usable keys changed (it is the costly part of a redraw)."""
         ins = self.inspector
-        state = (ins.can_attend(), ins.selected.startswith("blocks."), ins.trace is not None, ins.selected == FUSION)
+        state = (ins.can_attend(), StageName.parse(ins.selected).in_block, ins.trace is not None, ins.selected == FUSION)
         if state != self._bindings_state:
             self._bindings_state = state
             self.refresh_bindings()
@@ -307,7 +308,7 @@ class InspectScreen(EngineWorkers, Screen):
         if action == "toggle_breakpoint":  # the fusion follows the merger by itself: nothing to stop at
             return self.inspector.selected != FUSION
         if action == "toggle_norms":
-            return self.inspector.selected.startswith("blocks.")
+            return StageName.parse(self.inspector.selected).in_block
         if action in ("save_png", "export_json"):
             return self.inspector.trace is not None
         return True
