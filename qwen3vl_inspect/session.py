@@ -98,13 +98,16 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
 def check_model(model: str) -> VisionConfig:
     """The vision config of a preset or checkpoint folder, reading headers only: fails fast on a bad path."""
     path = Path(model).expanduser()
-    if path.exists() and not (is_preset_name(model) and checkpoint_folder(model) is None):
-        if not path.is_dir():
-            raise unknown_model(model)
+    if path.exists() and not path.is_dir():
+        raise unknown_model(model)
+    folder = checkpoint_folder(model)  # a folder, or a Hub repo id found in the local cache
+    if folder is None and path.is_dir() and not is_preset_name(model):
+        folder = path  # no config.json: describe_checkpoint says so
+    if folder is not None:
         from qwen3vl_inspect.model.checkpoint import describe_checkpoint
 
-        config = VisionConfig.from_json(path / "config.json")
-        describe_checkpoint(path)  # index, shard headers, key layout: a broken download fails here
+        config = VisionConfig.from_json(folder / "config.json")
+        describe_checkpoint(folder)  # index, shard headers, key layout: a broken download fails here
         return config
     if is_preset_name(model):
         return VisionConfig.preset(model)
