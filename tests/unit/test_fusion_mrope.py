@@ -87,3 +87,22 @@ def test_matches_transformers_rotary_recomposition():
     cos, _ = Qwen3VLTextRotaryEmbedding(config)(torch.zeros(1, dtype=torch.float32), pos)
     ours = mrope_layout(24, (4, 4, 4), rope_theta=10000.0).angles(pos).cos()
     torch.testing.assert_close(cos[0, :, :12], ours, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("head_dim", "section"), [(16, (2, 3, 3)), (16, (1, 3, 4)), (12, (2, 2, 2))])
+def test_overrunning_interleave_is_clipped_like_transformers(head_dim, section):
+    """head_dim 16, section [2, 3, 3]: w's slots 2, 5, 8 overrun the 8 frequencies; transformers clips them."""
+    layout = mrope_layout(head_dim, section, rope_theta=10000.0)
+    assert len(layout.axis) == head_dim // 2
+    pytest.importorskip("transformers")
+    from transformers import Qwen3VLTextConfig
+    from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextRotaryEmbedding
+
+    config = Qwen3VLTextConfig(hidden_size=head_dim * 2, num_attention_heads=2, head_dim=head_dim, num_hidden_layers=1,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "mrope_section": list(section), "mrope_interleaved": True})
+    pos = torch.tensor([[[0, 3, 9, 4]], [[0, 11, 5, 6]], [[0, 2, 1, 17]]])
+    cos, sin = Qwen3VLTextRotaryEmbedding(config)(torch.zeros(1, dtype=torch.float32), pos)
+    angles = layout.angles(pos)
+    torch.testing.assert_close(cos[0, :, : head_dim // 2], angles.cos(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(sin[0, :, : head_dim // 2], angles.sin(), atol=1e-6, rtol=1e-6)
