@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from rich.console import Console
 
@@ -102,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"tui": _run_tui, "trace": trace.run, "stats": stats.run, "attention": attention.run,
                 "info": info.run, "fusion": fusion.run, "export": export.run}
     try:
-        return handlers[args.command](args, out, err)
+        with warnings.catch_warnings():  # a warning (e.g. "animated GIF: using frame 0") is one line too
+            warnings.showwarning = lambda message, *_rest, **_kw: err.print(
+                f"warning: {message}", style="yellow", highlight=False, soft_wrap=True, markup=False)
+            return handlers[args.command](args, out, err)
     except InputError as exc:
         err.print(f"error: {exc}", style="bold red", highlight=False, soft_wrap=True, markup=False)
         return 2

@@ -32,6 +32,7 @@ from qwen3vl_inspect.inputs.preprocess import (
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "AnimatedImageWarning",
     "VisionInputs",
     "load_image",
     "patchify",
@@ -45,13 +46,30 @@ __all__ = [
 # Real raster formats only: Pillow would otherwise try every plugin it has (EPS via Ghostscript,
 # loosely detected formats such as TGA that can "open" random bytes). JPEG covers MPO (the
 # multi-picture JPEGs many cameras write): Pillow's JPEG opener returns those itself.
-ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
+BASE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO", "PSD")
+# Formats whose decoder is an optional library Pillow may have been built without: format -> PIL.features name.
+OPTIONAL_FORMATS = {"AVIF": "avif", "JPEG2000": "jpg_2000"}
+
+
+def _readable_formats() -> tuple[str, ...]:
+    """The allowlist this Pillow can actually decode (AVIF and JPEG 2000 only when their codecs are built in)."""
+    from PIL import features
+
+    Image.init()
+    optional = [name for name, feature in OPTIONAL_FORMATS.items() if name in Image.OPEN and features.check(feature)]
+    return BASE_FORMATS + tuple(optional)
+
+
+ALLOWED_FORMATS = _readable_formats()
+# Schemes people paste instead of a path; Path() folds "https://x" into "https:/x", so match one slash.
+_URL_PREFIXES = ("http:/", "https:/", "ftp:/", "s3:/", "gs:/", "hf:/")
 
 # Leading bytes of the allowed formats: a file that starts like one but can't be identified is
 # damaged, not "not an image", and the advice differs.
 _MAGIC = {
     b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
-    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP",
+    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP", b"8BPS": "PSD",
+    b"\x00\x00\x00\x0cjP  ": "JPEG2000", b"\xffO\xffQ": "JPEG2000",
 }
 
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
@@ -62,9 +80,28 @@ def _fail(path: Path, problem: str, advice: str) -> ImageError:
     return ImageError(f"{path}: {problem}; {advice}")
 
 
+class AnimatedImageWarning(UserWarning):
+    """An animated file was given where one picture is expected: only frame 0 is used."""
+
+
+def _looks_like_url(text: str) -> bool:
+    return text.lower().startswith(_URL_PREFIXES)
+
+
+def _missing_codec(head: bytes) -> str | None:
+    """The name of an optional format whose codec this Pillow lacks, when `head` starts like one."""
+    if head[4:12] in (b"ftypavif", b"ftypavis") and "AVIF" not in ALLOWED_FORMATS:
+        return "AVIF"
+    if (head.startswith(b"\x00\x00\x00\x0cjP  ") or head.startswith(b"\xffO\xffQ")) and "JPEG2000" not in ALLOWED_FORMATS:
+        return "JPEG2000"
+    return None
+
+
 def _decode(path: Path) -> Image.Image:
     """Open and fully decode frame 0, turning every way that can fail into one ImageError."""
     if not path.exists():
+        if _looks_like_url(str(path)):
+            raise ImageError(f"{path}: URLs are not supported; download the image and pass the file path")
         raise _fail(path, "file not found", "check the path")
     if path.is_dir():
         raise _fail(path, "is a directory, not an image file", "pass the path of an image file")
@@ -90,6 +127,10 @@ def _decode(path: Path) -> Image.Image:
         except UnidentifiedImageError:
             with path.open("rb") as fh:
                 head = fh.read(12)
+            codec = _missing_codec(head)
+            if codec:
+                raise _fail(path, f"a {codec} file, but this Pillow was built without {codec} support",
+                            "convert it to PNG or JPEG, or install a Pillow with that codec") from None
             for magic, name in _MAGIC.items():
                 if head.startswith(magic) and (name != "WEBP" or head[8:12] == b"WEBP"):
                     raise _fail(path, f"looks like a {name} but its header is damaged or truncated",
@@ -128,11 +169,17 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
     EXIF orientation is applied (phones store portrait photos sideways plus a tag; the model
     should see them as people do). Animated files give frame 0; `info["n_frames"]` says how many
-    there were, `info["format"]` and `info["original_mode"]` what the file held.
+    there were (and an `AnimatedImageWarning` says so), `info["format"]` and `info["original_mode"]`
+    what the file held. A URL is refused with its own message: nothing is ever downloaded.
     """
+    if _looks_like_url(os.fspath(path)) and not Path(path).exists():
+        raise ImageError(f"{os.fspath(path)}: URLs are not supported; download the image and pass the file path")
     path = Path(path)
     image = _decode(path)
     n_frames, file_format = image.info.pop("n_frames"), image.info.pop("format")
+    if n_frames > 1:
+        warnings.warn(f"{path}: animated {file_format} with {n_frames} frames; using frame 0 only",
+                      AnimatedImageWarning, stacklevel=2)
     try:
         image = ImageOps.exif_transpose(image)
     except Exception as exc:  # a corrupt EXIF block must not make a readable image unusable
@@ -229,6 +276,12 @@ def preprocess(
     min_pixels, max_pixels = settings.min_pixels, settings.max_pixels
     patch_size, merge_size, temporal_patch_size = settings.patch_size, settings.merge_size, settings.temporal_patch_size
     image_mean, image_std = settings.image_mean, settings.image_std
+    if min_pixels is None and max_pixels is not None and 1 <= settings.max_pixels < settings.min_pixels:
+        raise InputError(
+            f"max_pixels={settings.max_pixels} is below the default min_pixels={settings.min_pixels}; "
+            f"raise max_pixels to at least {settings.min_pixels}, or also pass min_pixels (--min-pixels) "
+            f"no larger than {settings.max_pixels}"
+        )
     factor = patch_size * merge_size
     items = list(images_or_frames) if isinstance(images_or_frames, (list, tuple)) else [images_or_frames]
     if not items:
