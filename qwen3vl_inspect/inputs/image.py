@@ -144,6 +144,11 @@ def _decode(path: Path) -> Image.Image:
             if "truncated" in detail.lower() or isinstance(exc, EOFError):
                 raise _fail(path, f"truncated image data ({detail})", "re-save or re-download it") from None
             raise _fail(path, f"cannot decode image data ({detail})", "re-save or re-download it") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise IndexError, struct.error, … on damaged data
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+            raise _fail(path, f"cannot decode image data ({detail})", "re-save or re-download it") from None
     return image
 
 
