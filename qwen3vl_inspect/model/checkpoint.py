@@ -2,10 +2,10 @@
 
 A full Qwen3-VL checkpoint is mostly language model (an 8B model carries a ~0.6B vision tower), so
 only shard headers are parsed up front, every name and shape is checked before any data is read,
-and only shards that hold vision tensors are opened. `safe_open` memory-maps a shard; each vision tensor
-is copied out of that mapping and the mapping is dropped, so nothing outside the vision tensors is
-ever paged in, and a shard overwritten or truncated later (a re-download while the TUI is open)
-cannot kill the process with SIGBUS the way a zero-copy view of the file would.
+and only shards that hold vision tensors are opened. `safe_open` validates each shard's header; the
+vision tensors are then read with plain file reads into memory they own, so nothing outside them
+is ever read, and a shard overwritten or truncated later (a re-download while the TUI is open)
+cannot kill the process with SIGBUS the way a zero-copy view of a memory-mapped file would.
 
 Quantized or integer tensors (I8, F8_E4M3, BOOL, GPTQ's I32 `qweight`…) and a `quantization_config`
 in config.json are refused: casting quantized codes to float gives a tower of garbage that still runs.
@@ -18,10 +18,12 @@ Every failure is a one-line `CheckpointError` naming the file and what to do.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import struct
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, BinaryIO
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 
@@ -59,8 +61,8 @@ def load_vision_state_dict(
 
     Returns bare names (`blocks.0.attn.qkv.weight`). Anything missing, extra or misshapen raises before
     a byte of weights is read: a tower that silently keeps random weights is worse than no tower.
-    Every tensor is copied out of the file (never a view of the mapping), one at a time with the shard
-    reopened for each, so peak memory stays near the size of the result. dtype=None keeps the
+    Every tensor is read into its own memory (never a view of a file mapping) and cast one at a time,
+    so peak memory stays near the size of the result. dtype=None keeps the
     checkpoint's dtype; a checkpoint that mixes float dtypes takes the one most weights are stored in.
     """
     want = {name: _shape_of(value) for name, value in expected.items()}
@@ -71,14 +73,41 @@ def load_vision_state_dict(
     dtype = dtype or _majority_dtype(plan, want)
     out: dict[str, torch.Tensor] = {}
     for shard, entries in plan.items():
-        # Reopening the shard per tensor drops the mapping of the source pages just copied, so peak memory
-        # is the result plus one source tensor rather than the result plus all sources.
-        for name in (n for n in entries if n in want):
-            with _open(folder / shard) as handle:
-                tensor = handle.get_tensor(prefix + name)
-                out[name] = tensor.to(device=target, dtype=dtype, copy=True)
-            del tensor
+        names = [n for n in entries if n in want]
+        for name, tensor in _read_tensors(folder / shard, prefix, names, entries):
+            out[name] = tensor.to(device=target, dtype=dtype)  # same dtype and device: no second copy
     return {name: out[name] for name in want}
+
+
+def _read_tensors(
+    path: Path, prefix: str, names: list[str], entries: Mapping[str, tuple[Shape, str]]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Each tensor read with plain file reads into memory it owns: no mapping of the file exists.
+
+    `_plan` has already had safetensors validate this header. A shard that shrinks while it is read
+    gives a short read, answered with a CheckpointError instead of the SIGBUS a mapping would give.
+    """
+    with path.open("rb", buffering=0) as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+        for name in names:
+            shape, dtype = entries[name]
+            start, end = header[prefix + name]["data_offsets"]
+            raw = torch.empty(end - start, dtype=torch.uint8)  # (bytes,)
+            handle.seek(8 + length + start)
+            _read_exactly(handle, raw.numpy(), path, prefix + name)
+            yield name, raw.view(_TORCH_DTYPES[dtype]).reshape(shape)  # (bytes,) -> shape, little-endian as stored
+
+
+def _read_exactly(handle: BinaryIO, buffer: np.ndarray, path: Path, key: str) -> None:
+    view, done = memoryview(buffer), 0
+    while done < len(view):
+        got = handle.readinto(view[done:])
+        if not got:
+            raise CheckpointError(
+                f"{path}: the file ends inside tensor {key!r} (it changed or was truncated while loading); re-download it"
+            )
+        done += got
 
 
 def _majority_dtype(plan: Mapping[str, Mapping[str, tuple[Shape, str]]], want: Mapping[str, Shape]) -> torch.dtype:

@@ -129,3 +129,21 @@ def test_loaded_tensors_own_their_memory(tmp_path: Path, state: dict) -> None:
     for name, tensor in loaded.items():
         assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size(), name
         assert torch.equal(tensor, state[name])
+
+
+def test_shard_truncated_during_load_is_a_checkpoint_error(tmp_path: Path, state: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Headers read fine, then the file shrinks before the data is read: a clean error, not SIGBUS."""
+    from qwen3vl_inspect.model import checkpoint
+
+    folder = _write(tmp_path / "ck", state)
+    real_plan = checkpoint._plan
+
+    def plan_then_truncate(*args: object) -> object:
+        result = real_plan(*args)
+        shard = folder / "model.safetensors"
+        os.truncate(shard, shard.stat().st_size // 2)
+        return result
+
+    monkeypatch.setattr(checkpoint, "_plan", plan_then_truncate)
+    with pytest.raises(CheckpointError, match="the file ends inside tensor 'model.visual.*truncated while loading"):
+        load_vision_state_dict(folder, {k: v.shape for k, v in state.items()})
