@@ -27,7 +27,9 @@ COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion", "export")
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"checkpoint folder or preset (default {DEFAULT_MODEL}, random weights)")
+                        help=f"checkpoint folder, Hub repo id in the local HF cache (Qwen/Qwen3-VL-2B-Instruct), or "
+                             f"preset (default {DEFAULT_MODEL}: shipped weights trained on synthetic shapes; "
+                             "the other presets have random weights)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES)
 
