@@ -9,6 +9,7 @@ defensively, because a bad file is the most common user mistake and deserves a o
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -61,6 +62,7 @@ def _readable_formats() -> tuple[str, ...]:
 
 
 ALLOWED_FORMATS = _readable_formats()
+_AVIF_BRANDS = (b"ftypavif", b"ftypavis")  # bytes 4..12 of an AVIF file (ISO BMFF brand)
 # Schemes people paste instead of a path; Path() folds "https://x" into "https:/x", so match one slash.
 _URL_PREFIXES = ("http:/", "https:/", "ftp:/", "s3:/", "gs:/", "hf:/")
 
@@ -88,9 +90,14 @@ def _looks_like_url(text: str) -> bool:
     return text.lower().startswith(_URL_PREFIXES)
 
 
+def _url_refusal(text: str) -> ImageError:
+    shown = re.sub(r"^([A-Za-z][\w+.-]*):/(?!/)", r"\1://", text)  # undo Path()'s "https:/" folding
+    return ImageError(f"{shown}: URLs are not supported; download the image and pass the file path")
+
+
 def _missing_codec(head: bytes) -> str | None:
     """The name of an optional format whose codec this Pillow lacks, when `head` starts like one."""
-    if head[4:12] in (b"ftypavif", b"ftypavis") and "AVIF" not in ALLOWED_FORMATS:
+    if head[4:12] in _AVIF_BRANDS and "AVIF" not in ALLOWED_FORMATS:
         return "AVIF"
     if (head.startswith(b"\x00\x00\x00\x0cjP  ") or head.startswith(b"\xffO\xffQ")) and "JPEG2000" not in ALLOWED_FORMATS:
         return "JPEG2000"
@@ -101,7 +108,7 @@ def _decode(path: Path) -> Image.Image:
     """Open and fully decode frame 0, turning every way that can fail into one ImageError."""
     if not path.exists():
         if _looks_like_url(str(path)):
-            raise ImageError(f"{path}: URLs are not supported; download the image and pass the file path")
+            raise _url_refusal(str(path))
         raise _fail(path, "file not found", "check the path")
     if path.is_dir():
         raise _fail(path, "is a directory, not an image file", "pass the path of an image file")
@@ -131,6 +138,9 @@ def _decode(path: Path) -> Image.Image:
             if codec:
                 raise _fail(path, f"a {codec} file, but this Pillow was built without {codec} support",
                             "convert it to PNG or JPEG, or install a Pillow with that codec") from None
+            if head[4:12] in _AVIF_BRANDS:
+                raise _fail(path, "looks like an AVIF but its header is damaged or truncated",
+                            "re-save or re-download it") from None
             for magic, name in _MAGIC.items():
                 if head.startswith(magic) and (name != "WEBP" or head[8:12] == b"WEBP"):
                     raise _fail(path, f"looks like a {name} but its header is damaged or truncated",
@@ -178,7 +188,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     what the file held. A URL is refused with its own message: nothing is ever downloaded.
     """
     if _looks_like_url(os.fspath(path)) and not Path(path).exists():
-        raise ImageError(f"{os.fspath(path)}: URLs are not supported; download the image and pass the file path")
+        raise _url_refusal(os.fspath(path))
     path = Path(path)
     image = _decode(path)
     n_frames, file_format = image.info.pop("n_frames"), image.info.pop("format")

@@ -91,7 +91,8 @@ def test_url_is_refused_with_advice(url: str) -> None:
 def test_cli_url_is_exit_2(capsys: pytest.CaptureFixture) -> None:
     assert main(["trace", "https://example.com/cat.png", "--model", "tiny"]) == 2
     err = capsys.readouterr().err
-    assert "URLs are not supported" in err and "file not found" not in err and "Traceback" not in err
+    assert "error: https://example.com/cat.png: URLs are not supported" in err
+    assert "file not found" not in err and "Traceback" not in err
 
 
 def test_lone_max_pixels_below_default_min_names_max_pixels() -> None:
@@ -107,3 +108,12 @@ def test_lone_max_pixels_below_default_min_names_max_pixels() -> None:
 def test_cli_lone_max_pixels(capsys: pytest.CaptureFixture) -> None:
     assert main(["trace", "--max-pixels", "4096", "--model", "tiny"]) == 2
     assert "error: max_pixels=4096 is below the default min_pixels" in capsys.readouterr().err
+
+
+def test_damaged_avif_is_named_as_avif(tmp_path: Path) -> None:
+    if "AVIF" not in ALLOWED_FORMATS:
+        pytest.skip("this Pillow has no AVIF codec (test_missing_codec_is_named covers it)")
+    path = tmp_path / "photo.avif"
+    path.write_bytes(b"\x00\x00\x00\x1cftypavif" + b"\x00" * 100)
+    with pytest.raises(ImageError, match="looks like an AVIF but its header is damaged"):
+        load_image(path)
