@@ -86,3 +86,34 @@ def test_vision_shards_are_picked_from_the_index() -> None:
         "visual.patch_embed.proj.weight": "model-00001-of-00004.safetensors",
     }
     assert vision_shards(weight_map) == ["model-00001-of-00004.safetensors", "model-00004-of-00004.safetensors"]
+
+
+def test_opt_in_download_asks_only_for_config_index_and_vision_shards(tmp_path: Path, hub_cache: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The download path with huggingface_hub's snapshot_download replaced by a local fake (no network)."""
+    import json
+
+    import huggingface_hub
+
+    remote = {"config.json": "{}", "model.safetensors.index.json": json.dumps({"weight_map": {
+        "model.visual.blocks.0.attn.qkv.weight": "model-00002-of-00003.safetensors",
+        "model.language_model.embed_tokens.weight": "model-00001-of-00003.safetensors",
+        "lm_head.weight": "model-00003-of-00003.safetensors"}})}
+    calls: list[list[str]] = []
+
+    def fake_snapshot_download(repo_id: str, allow_patterns: list[str] | None = None, local_files_only: bool = False,
+                               cache_dir: str | None = None) -> str:
+        if local_files_only:
+            raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+        calls.append(list(allow_patterns or []))
+        folder = tmp_path / "fetched"
+        folder.mkdir(exist_ok=True)
+        for name in allow_patterns or []:
+            (folder / name).write_text(remote.get(name, "weights"))
+        return str(folder)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setenv(DOWNLOAD_ENV, "1")
+    assert checkpoint_folder("Qwen/Not-Cached") == tmp_path / "fetched"
+    assert calls == [["config.json", "model.safetensors.index.json"],
+                     ["config.json", "model.safetensors.index.json", "model-00002-of-00003.safetensors"]]
