@@ -64,7 +64,8 @@ class VisionEncoder(nn.Module):
         """Load a local Hugging Face checkpoint folder (safetensors), a preset whose weights ship with the
         package ("demo"), or build a preset with seeded random weights.
 
-        dtype=None keeps a checkpoint folder's dtype (float32 for presets).
+        dtype=None keeps a checkpoint folder's dtype (the one most weights use when it mixes float dtypes;
+        float32 for presets).
         """
         name = str(path_or_preset)
         folder = checkpoint_folder(name)
