@@ -166,3 +166,25 @@ def test_mutated_headers_load_or_raise_checkpoint_error(name: str, field: str, v
     else:
         header[name][field] = value
     _check_checkpoint(_file(json.dumps(header).encode(), max(0, DATA_SIZE + size_change)))
+
+
+# ---- config.json values ------------------------------------------------------------------------
+
+CONFIG_KEYS = ["depth", "hidden_size", "hidden_act", "intermediate_size", "num_heads", "in_channels", "patch_size",
+               "spatial_merge_size", "temporal_patch_size", "out_hidden_size", "num_position_embeddings",
+               "deepstack_visual_indexes", "rope_parameters", "rope_theta", "num_hidden_layers", "num_attention_heads"]
+
+
+@FUZZ
+@given(st.dictionaries(st.sampled_from(CONFIG_KEYS), json_values | st.integers(-5, 5000), max_size=6))
+def test_any_config_values_give_a_config_or_one_input_error(changes: dict) -> None:
+    """Whatever JSON values the vision config holds: a valid VisionConfig, or InputError (never a traceback)."""
+    from qwen3vl_inspect.errors import InputError
+
+    data = {**VisionConfig.preset("tiny").to_dict(), **changes}
+    try:
+        config = VisionConfig.from_dict(data, source="fuzz")
+    except InputError as exc:
+        assert str(exc).startswith("invalid vision config (fuzz)")
+        return
+    assert config.hidden_size % config.num_heads == 0 and all(0 <= i < config.depth for i in config.deepstack_visual_indexes)
