@@ -2,8 +2,8 @@
 
 People who ran transformers once already have the checkpoint in ~/.cache/huggingface/hub; making them
 find the snapshot folder by hand is busywork. The lookup is offline (`local_files_only=True`); nothing
-is downloaded unless the user opts in with QWEN3VL_INSPECT_DOWNLOAD=1, and then only config.json, the
-shard index and the shards that hold vision tensors (an 8B checkpoint's tower lives in one or two of
+is downloaded unless the user opts in with QWEN3VL_INSPECT_DOWNLOAD=1, and then only config.json,
+preprocessor_config.json, the shard index and the shards that hold vision tensors (an 8B checkpoint's tower lives in one or two of
 its four shards).
 """
 
@@ -18,6 +18,7 @@ from qwen3vl_inspect.errors import InputError
 
 DOWNLOAD_ENV = "QWEN3VL_INSPECT_DOWNLOAD"
 CONFIG_FILE, INDEX_FILE, SINGLE_FILE = "config.json", "model.safetensors.index.json", "model.safetensors"
+PROCESSOR_FILE = "preprocessor_config.json"  # how the model wants images cut (min/max pixels, patch size)
 VISION_PREFIXES = ("model.visual.", "visual.")
 # owner/name as the Hub spells repo ids: letters, digits, '-', '_', '.'; no leading '.' or '-'
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
@@ -65,17 +66,18 @@ def vision_shards(weight_map: dict[str, str]) -> list[str]:
 
 
 def download_vision_files(repo_id: str) -> Path:
-    """Fetch config.json + the index, then only the shards the index places vision tensors in."""
+    """Fetch the config files and the index, then only the shards the index places vision tensors in."""
     from huggingface_hub import snapshot_download
 
     try:
-        folder = Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, INDEX_FILE], cache_dir=cache_dir()))
+        small = [CONFIG_FILE, PROCESSOR_FILE, INDEX_FILE]
+        folder = Path(snapshot_download(repo_id, allow_patterns=small, cache_dir=cache_dir()))
         index = folder / INDEX_FILE
         if index.is_file():
             shards = vision_shards(json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}))
         else:  # one model.safetensors: the vision tower is inside, so the whole file is needed
             shards = [SINGLE_FILE]
-        return Path(snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, INDEX_FILE, *shards], cache_dir=cache_dir()))
+        return Path(snapshot_download(repo_id, allow_patterns=[*small, *shards], cache_dir=cache_dir()))
     except Exception as exc:  # network, auth, missing repo: all one line for the user
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{repo_id}: download failed ({first}); check the repo id and your network") from None

@@ -288,15 +288,15 @@ def preprocess(
     """
     settings = _processor_settings(config, min_pixels, max_pixels, patch_size, merge_size, temporal_patch_size,
                                    image_mean, image_std)
-    min_pixels, max_pixels = settings.min_pixels, settings.max_pixels
-    patch_size, merge_size, temporal_patch_size = settings.patch_size, settings.merge_size, settings.temporal_patch_size
-    image_mean, image_std = settings.image_mean, settings.image_std
     if min_pixels is None and max_pixels is not None and 1 <= settings.max_pixels < settings.min_pixels:
         raise InputError(
             f"max_pixels={settings.max_pixels} is below the default min_pixels={settings.min_pixels}; "
             f"raise max_pixels to at least {settings.min_pixels}, or also pass min_pixels (--min-pixels) "
             f"no larger than {settings.max_pixels}"
         )
+    min_pixels, max_pixels = settings.min_pixels, settings.max_pixels
+    patch_size, merge_size, temporal_patch_size = settings.patch_size, settings.merge_size, settings.temporal_patch_size
+    image_mean, image_std = settings.image_mean, settings.image_std
     factor = patch_size * merge_size
     items = list(images_or_frames) if isinstance(images_or_frames, (list, tuple)) else [images_or_frames]
     if not items:

@@ -115,5 +115,5 @@ def test_opt_in_download_asks_only_for_config_index_and_vision_shards(tmp_path: 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
     monkeypatch.setenv(DOWNLOAD_ENV, "1")
     assert checkpoint_folder("Qwen/Not-Cached") == tmp_path / "fetched"
-    assert calls == [["config.json", "model.safetensors.index.json"],
-                     ["config.json", "model.safetensors.index.json", "model-00002-of-00003.safetensors"]]
+    small = ["config.json", "preprocessor_config.json", "model.safetensors.index.json"]
+    assert calls == [small, [*small, "model-00002-of-00003.safetensors"]]
