@@ -136,14 +136,14 @@ def _decode(path: Path) -> Image.Image:
                 head = fh.read(12)
             codec = _missing_codec(head)
             if codec:
-                raise _fail(path, f"a {codec} file, but this Pillow was built without {codec} support",
+                raise _fail(path, f"{_article(codec)} {codec} file, but this Pillow was built without {codec} support",
                             "convert it to PNG or JPEG, or install a Pillow with that codec") from None
             if head[4:12] in _AVIF_BRANDS:
                 raise _fail(path, "looks like an AVIF but its header is damaged or truncated",
                             "re-save or re-download it") from None
             for magic, name in _MAGIC.items():
                 if head.startswith(magic) and (name != "WEBP" or head[8:12] == b"WEBP"):
-                    raise _fail(path, f"looks like a {name} but its header is damaged or truncated",
+                    raise _fail(path, f"looks like {_article(name)} {name} but its header is damaged or truncated",
                                 "re-save or re-download it") from None
             raise _fail(path, f"not an image Pillow can read (allowed: {allowed})",
                         "convert it to PNG or JPEG") from None
@@ -373,3 +373,8 @@ def _processor_settings(
         image_std=base.image_std if image_std is None else tuple(float(v) for v in image_std),
     )
     return base.with_pixels(min_pixels, max_pixels)
+
+
+def _article(name: str) -> str:
+    """ "an AVIF", "a PNG": by the sound of the first letter of the format's name."""
+    return "an" if name[:1].upper() in "AEFHILMNORSX" else "a"
