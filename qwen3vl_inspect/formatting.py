@@ -7,7 +7,32 @@ decides how many digits a human wants to read.
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Iterable, Sequence
+
+
+# Unicode categories that move the cursor, change colours or reorder text when printed raw: control
+# characters (ESC starts colour and OSC title/hyperlink sequences), format characters (RTL overrides,
+# zero-width joiners), line/paragraph separators, and lone surrogates (undecodable bytes in file names).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def safe_text(text: object) -> str:
+    """`text` with every character that could act on a terminal written as a visible escape (`\\x1b`,
+    `\\n`, `\\u202e`): what users type (file names, --text, model paths) is shown, never obeyed, and
+    a message stays on one line. Printable characters of any script pass unchanged."""
+    value = str(text)
+    if all(c.isprintable() for c in value):  # the common case: nothing to escape
+        return value
+    parts = []
+    for char in value:
+        if unicodedata.category(char) in _UNSAFE_CATEGORIES or (not char.isprintable() and char != " "):
+            code = ord(char)
+            parts.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or
+                         (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"))
+        else:
+            parts.append(char)
+    return "".join(parts)
 
 
 def fmt_shape(shape: Sequence[int] | None) -> str:
