@@ -3,6 +3,8 @@
 When a Trace computes a matching stage it calls `breakpoint()` from `stop_at_stage`, whose local
 variables are the stage and its tensors, so VS Code, pdb or any `PYTHONBREAKPOINT` hook stops
 with them in view. Read from the environment at every check, so it can be set while running.
+The TUI owns the terminal, where `breakpoint()` in a worker thread would hang the app: it turns the
+patterns into its own breakpoints (`top_level_matches`) and sets `Trace.stop_in_debugger = False`.
 """
 
 from __future__ import annotations
@@ -84,7 +86,18 @@ def stop_at_stage(trace: "Trace", stage: "Stage") -> None:
     breakpoint()  # QWEN3VL_INSPECT_BREAK matched this stage: step or inspect `output`, `block_input`, `trace`
 
 
+def top_level_matches(patterns: list[str], stage_names: list[str]) -> list[str]:
+    """The top-level stages a front end without a debugger pauses after: a pattern on a block step
+    (`blocks.3.attn`) pauses after its block, which computes all its steps together."""
+    from qwen3vl_inspect.stage_name import StageName
+
+    hits = {str(StageName.parse(name).top) for name in step_names(stage_names) if any(fnmatchcase(name, p) for p in patterns)}
+    return [name for name in stage_names if name in hits]
+
+
 def check(trace: "Trace", stage: "Stage") -> None:
+    if not trace.stop_in_debugger:  # a front end that owns the terminal (the TUI) pauses by itself instead
+        return
     patterns = break_patterns()
     if patterns:
         for hit in matching_stages(stage, patterns):

@@ -65,16 +65,18 @@ def run_with_progress(tr: Trace, err: Console, until: str | None = None) -> Trac
                 if stage.name == until:
                     break
         except StageError as exc:
-            err.print(f"error: {stage_failure(exc)} (the {len(tr.stages)} stages before it are kept)",
+            err.print(f"error: {stage_failure(exc, len(tr.stages))}",
                       style="bold red", markup=False, highlight=False, soft_wrap=True)
     return tr
 
 
-def stage_failure(exc: StageError) -> str:
-    """The one line for a failed stage; running out of memory says what to lower."""
+def stage_failure(exc: StageError, kept: int | None = None) -> str:
+    """The one line for a failed stage (and how many stages before it are kept); running out of memory
+    says what to lower."""
+    where = f"stage {exc.stage}" + ("" if kept is None else f" (the {kept} stages before it are kept)")
     if is_out_of_memory(exc):
-        return str(out_of_memory(exc.cause, f"computing stage {exc.stage}"))
-    return safe_text(exc)
+        return str(out_of_memory(exc.cause, f"computing {where}"))
+    return safe_text(exc) + ("" if kept is None else f" (the {kept} stages before it are kept)")
 
 
 def fail_code(tr: Trace) -> int:

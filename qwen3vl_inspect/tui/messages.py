@@ -10,6 +10,7 @@ from typing import Any
 
 from textual.message import Message
 
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
 
@@ -18,7 +19,7 @@ class LoadProgress(Message):
 
     def __init__(self, text: str) -> None:
         super().__init__()
-        self.text = text
+        self.text = safe_text(text)  # may name the checkpoint folder: shown, never obeyed
 
 
 class ModelLoaded(Message):
@@ -30,7 +31,7 @@ class LoadFailed(Message):
 
     def __init__(self, error: str) -> None:
         super().__init__()
-        self.error = error
+        self.error = safe_text(error)  # errors quote paths and text the user typed
 
 
 class StageComputed(Message):
@@ -46,7 +47,7 @@ class StageFailed(Message):
     def __init__(self, name: str, error: str) -> None:
         super().__init__()
         self.name = name
-        self.error = error
+        self.error = safe_text(error)  # errors quote paths and text the user typed
 
 
 class RunPaused(Message):
@@ -72,7 +73,7 @@ class OverlayFailed(Message):
     def __init__(self, spec: ViewSpec, error: str) -> None:
         super().__init__()
         self.spec = spec
-        self.error = error
+        self.error = safe_text(error)  # errors quote paths and text the user typed
 
 
 class SummaryReady(Message):
@@ -89,14 +90,14 @@ class FusionReady(Message):
 class FusionFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
-        self.error = error
+        self.error = safe_text(error)  # errors quote paths and text the user typed
 
 
 class FileWritten(Message):
     def __init__(self, what: str, path: str) -> None:
         super().__init__()
         self.what = what
-        self.path = path
+        self.path = safe_text(path)
 
 
 class QueryPicked(Message):

@@ -16,6 +16,7 @@ from textual.widgets import Footer
 
 from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.config import checkpoint_folder
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.tui import keys
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import FUSION, Inspector
@@ -74,6 +75,9 @@ class InspectScreen(EngineWorkers, Screen):
         self._check_size(self.size.width, self.size.height)
         ins.activity = "loading the model"
         self.sync()
+        if ins.break_note:
+            self.notify(ins.break_note, severity="warning" if "match no stage" in ins.break_note else "information",
+                        timeout=12, markup=False)
         self.set_timer(START_DELAY, self.load_and_run)  # paint first: building a model competes for the CPU
 
     # ---- size --------------------------------------------------------------------------------------
@@ -117,7 +121,7 @@ class InspectScreen(EngineWorkers, Screen):
         ins = self.inspector
         ins.activity = f"{message.name} failed: {message.error}"
         self.notify(f"{message.name} failed: {message.error}. The stages before it are kept.", severity="error",
-                    timeout=10)
+                    timeout=10, markup=False)
         self.sync()
 
     def on_run_paused(self, message: msg.RunPaused) -> None:
@@ -151,7 +155,7 @@ class InspectScreen(EngineWorkers, Screen):
 
     def on_fusion_failed(self, message: msg.FusionFailed) -> None:
         self.inspector.activity = f"fusion failed: {message.error}"
-        self.notify(f"vision-to-text fusion failed: {message.error}", severity="error", timeout=10)
+        self.notify(f"vision-to-text fusion failed: {message.error}", severity="error", timeout=10, markup=False)
         self.sync()
 
     def on_overlay_ready(self, message: msg.OverlayReady) -> None:
@@ -177,7 +181,7 @@ class InspectScreen(EngineWorkers, Screen):
         failed = message.path.startswith("failed")
         text = f"{message.what} {message.path}" if failed else f"saved {message.what}: {message.path}"
         self.inspector.activity = text
-        self.notify(text, severity="error" if failed else "information", timeout=6)
+        self.notify(text, severity="error" if failed else "information", timeout=6, markup=False)
         self.sync(view=False)
 
     @on(msg.StageChosen)
@@ -272,7 +276,7 @@ class InspectScreen(EngineWorkers, Screen):
         elif stage is not None:
             info.show_stage(stage, shown, ins.nonfinite)
         else:
-            info.show_message(title, [f"{ins.image_path.name} was resized to {ins.image.width}×{ins.image.height}: "
+            info.show_message(title, [f"{safe_text(ins.image_path.name)} was resized to {ins.image.width}×{ins.image.height}: "
                                       f"{ins.grid_h}×{ins.grid_w} patches of 16×16 pixels.",
                                       "The numbers of this stage appear once the model is ready."])
         if spec.kind == stage_overlays.ATTENTION:

@@ -11,6 +11,7 @@ from textual import work
 from textual.worker import WorkerState, get_current_worker
 
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.memory_errors import ADVICE, is_out_of_memory, out_of_memory
 from qwen3vl_inspect.tracing import StageError
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import Inspector
@@ -34,8 +35,10 @@ class EngineWorkers:
         except InputError as exc:
             self.post_message(msg.LoadFailed(str(exc)))
             return
-        except Exception as exc:  # a checkpoint that fails late, out of memory: still one line
-            self.post_message(msg.LoadFailed(f"could not load --model {ins.model}: {type(exc).__name__}: {exc}"))
+        except (Exception, MemoryError) as exc:  # a checkpoint that fails late, out of memory: still one line
+            text = (str(out_of_memory(exc, f"loading the model {ins.model}", ADVICE["load"])) if is_out_of_memory(exc)
+                    else f"could not load --model {ins.model}: {type(exc).__name__}: {exc}")
+            self.post_message(msg.LoadFailed(text))
             return
         self.post_message(msg.ModelLoaded())
         if not ins.step_mode:
@@ -63,7 +66,9 @@ class EngineWorkers:
             except Cancelled:
                 return
             except StageError as exc:
-                self.post_message(msg.StageFailed(exc.stage, f"{type(exc.cause).__name__}: {exc.cause}"))
+                why = (str(out_of_memory(exc.cause, f"computing {exc.stage}")) if is_out_of_memory(exc)
+                       else f"{type(exc.cause).__name__}: {exc.cause}")
+                self.post_message(msg.StageFailed(exc.stage, why))
                 return
             except Exception as exc:  # after the stage (e.g. locating a NaN): report, keep the UI
                 self.post_message(msg.StageFailed(name, f"{type(exc).__name__}: {exc}"))
