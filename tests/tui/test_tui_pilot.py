@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import torch
-from tui_helpers import run_done, until, view_ready
+from tui_helpers import DEBUGGER_CALLS, run_done, until, view_ready
 
 from qwen3vl_inspect import VisionConfig, VisionEncoder
 from qwen3vl_inspect.render.halfblock import HEAT_256
@@ -351,3 +351,35 @@ def test_the_fusion_view(make_app, tmp_path):
 
     with Image.open(png) as picture:
         assert picture.width > 300
+
+
+def test_break_variable_becomes_the_tuis_own_breakpoints(make_app, monkeypatch):
+    """breakpoint() in the worker would hang the app for good: the TUI pauses at the stage instead."""
+    monkeypatch.setenv("QWEN3VL_INSPECT_BREAK", "blocks.1.attn, nothing.here")
+    monkeypatch.setenv("PYTHONBREAKPOINT", "tui_helpers.debugger_called")
+    DEBUGGER_CALLS.clear()
+
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            ins = app.inspector
+            assert ins.breakpoints == {"blocks.1"}  # a block step's pattern pauses after its block
+            await until(pilot, lambda: ins.paused_at == "blocks.1", what="the breakpoint from the variable")
+            assert ins.trace.stages[-1].name == "blocks.1" and ins.selected == "blocks.1"
+            assert "PAUSED" in text_of(app.screen.query_one(RunStatus))
+            notes = [n.message for n in app._notifications]
+            assert any("'nothing.here' match no stage" in n and "pausing at blocks.1" in n for n in notes), notes
+            await pilot.press("b")  # the usual key removes it
+            assert ins.breakpoints == set()
+            await pilot.press("c")
+            await run_done(pilot)
+        assert DEBUGGER_CALLS == []
+
+    asyncio.run(scenario())
+
+
+def test_break_variable_notice_when_every_pattern_matches(make_app, monkeypatch):
+    monkeypatch.setenv("QWEN3VL_INSPECT_BREAK", "deepstack.*")
+    app = make_app()
+    assert app.inspector.breakpoints == {"deepstack.0", "deepstack.1"}
+    assert app.inspector.break_note.startswith("QWEN3VL_INSPECT_BREAK: the run pauses after deepstack.0, deepstack.1")
