@@ -68,8 +68,8 @@ def _check(path: Path, shown: str, suffixes: tuple[str, ...], inputs: Iterable[P
         os.close(handle)
         os.unlink(probe)
     except OSError as exc:
-        raise InputError(f"{flag} {shown}: cannot write in {safe_text(folder)} ({exc.strerror or exc}); "
-                         f"choose a folder you can write to") from None
+        raise InputError(f"{flag} {shown}: cannot create a file in {safe_text(folder)} (the system says: "
+                         f"{exc.strerror or exc}); choose a folder you can write to") from None
     return path
 
 

@@ -71,7 +71,7 @@ def test_cpu_device_with_index_still_works(capsys):
     ("300 characters", "the file name is 304 bytes long, over this file system's limit of 255"),
     ("the input image", "is the input image: writing would overwrite it"),
     ("parent is a file", "is a file, not a folder"),
-    ("read-only place", "cannot write in /proc"),
+    ("read-only place", "cannot create a file in /proc"),
     ("not png", "the output must be a .png file"),
 ])
 def test_output_path_refused_before_the_run(case, message, tmp_path, capsys, no_model, monkeypatch):
