@@ -11,6 +11,7 @@ from qwen3vl_inspect.commands.common import fail_code, image_path, load_encoder,
 from qwen3vl_inspect.commands.output_path import check_output, write_failed
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.formatting import safe_text
+from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.memory_errors import ADVICE, guard
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import trace
@@ -28,7 +29,7 @@ def parse_query(text: str | None, grid_h: int, grid_w: int) -> tuple[int, int] |
     return row, col
 
 
-def _price(args: argparse.Namespace, inputs) -> None:
+def _price(args: argparse.Namespace, inputs: VisionInputs) -> None:
     """Refuse, from the config and the image's patch grid alone (before the model is built or any stage
     runs), a map whose peak would pass the attention budget, with advice that fits what was asked."""
     from qwen3vl_inspect.attention_maps import find_segment

@@ -383,3 +383,23 @@ def test_break_variable_notice_when_every_pattern_matches(make_app, monkeypatch)
     app = make_app()
     assert app.inspector.breakpoints == {"deepstack.0", "deepstack.1"}
     assert app.inspector.break_note.startswith("QWEN3VL_INSPECT_BREAK: the run pauses after deepstack.0, deepstack.1")
+
+
+def test_a_hostile_file_name_is_shown_not_obeyed(make_app, tmp_path):
+    import shutil
+
+    from qwen3vl_inspect.session import demo_image_path
+    from qwen3vl_inspect.tui.widgets.run_header import RunHeader
+
+    path = tmp_path / "a\x1b]0;PWNED\x07\x1b[2J\u202egnp\nb.png"
+    shutil.copy(demo_image_path(), path)
+
+    async def scenario():
+        app = make_app(image=str(path))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.inspector.trace is not None, what="the model")
+            header = text_of(app.screen.query_one(RunHeader))
+            assert "a\\x1b]0;PWNED\\x07\\x1b[2J\\u202egnp\\nb.png" in header
+            assert not any(c in header for c in ("\x1b", "\x07", "\u202e"))
+
+    asyncio.run(scenario())
