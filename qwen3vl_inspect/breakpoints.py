@@ -91,7 +91,8 @@ def top_level_matches(patterns: list[str], stage_names: list[str]) -> list[str]:
     (`blocks.3.attn`) pauses after its block, which computes all its steps together."""
     from qwen3vl_inspect.stage_name import StageName
 
-    hits = {str(StageName.parse(name).top) for name in step_names(stage_names) if any(fnmatchcase(name, p) for p in patterns)}
+    hits = {str(StageName.parse(name).top) for name in step_names(stage_names)
+            if any(fnmatchcase(name, p) for p in patterns)}
     return [name for name in stage_names if name in hits]
 
 

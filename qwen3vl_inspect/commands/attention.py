@@ -83,8 +83,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     image = tr.inputs.images[args.image_index]
     image = image[0] if isinstance(image, list) else image
     with guard("drawing the PNG"):
-        figure = overlay_figure(image, values, title=safe_text(f"{image_path(args).name}: {what}") + "\n" + safe_text(tr.encoder.weights_source),
-                                query=query)
+        title = safe_text(f"{image_path(args).name}: {what}") + "\n" + safe_text(tr.encoder.weights_source)
+        figure = overlay_figure(image, values, title=title, query=query)
         try:
             figure.savefig(output, bbox_inches="tight")
         except OSError as exc:

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         encoder = VisionEncoder.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device="cpu")
     from qwen3vl_inspect.export.onnx_export import export_onnx
 
-    with err.status(f"exporting to {safe_text(path)} (opset {args.opset}) …"), guard("exporting to ONNX", ADVICE["load"]):
+    with err.status(f"exporting to {safe_text(path)} (opset {args.opset}) …"), \
+            guard("exporting to ONNX", ADVICE["load"]):
         started = time.perf_counter()
         try:
             export_onnx(encoder, path, opset=args.opset, intermediates=not args.no_intermediates)

@@ -50,7 +50,8 @@ def _check(path: Path, shown: str, suffixes: tuple[str, ...], inputs: Iterable[P
         raise InputError(f"{flag}: the file name is {length} bytes long, over this file system's limit of {limit}; "
                          f"choose a shorter name")
     if path.is_dir():
-        raise InputError(f"{flag} {shown}: is a folder; give a file name such as {safe_text(path / ('out' + suffixes[0]))}")
+        example = safe_text(path / ("out" + suffixes[0]))
+        raise InputError(f"{flag} {shown}: is a folder; give a file name such as {example}")
     if path.suffix.lower() not in suffixes:
         raise InputError(f"{flag} {shown}: the output must be a {' or '.join(suffixes)} file")
     if not folder.exists():
