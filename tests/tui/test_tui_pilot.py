@@ -403,3 +403,25 @@ def test_a_hostile_file_name_is_shown_not_obeyed(make_app, tmp_path):
             assert not any(c in header for c in ("\x1b", "\x07", "\u202e"))
 
     asyncio.run(scenario())
+
+
+def test_out_of_memory_drawing_attention_is_one_line_in_the_view(make_app, monkeypatch):
+    from qwen3vl_inspect import attention_maps
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 746496 bytes.")
+
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            ins = app.inspector
+            await run_done(pilot)
+            monkeypatch.setattr(attention_maps, "layer_probabilities", no_memory)
+            app.screen.query_one(StageList).go_to("blocks.3")
+            await until(pilot, lambda: "could not draw" in text_of(app.screen.query_one(ViewCaption)),
+                        what="the failure in the caption")
+            caption = " ".join(text_of(app.screen.query_one(ViewCaption)).split())
+            assert "out of memory while drawing this view; ask for one head" in caption, caption
+            assert "DefaultCPUAllocator" not in caption and app.is_running and ins.done
+
+    asyncio.run(scenario())

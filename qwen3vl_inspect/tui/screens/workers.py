@@ -19,6 +19,13 @@ from qwen3vl_inspect.tui.stages import Cancelled, call_cancellable
 from qwen3vl_inspect.stage_overlays import ViewSpec
 
 
+def _why(exc: BaseException, what: str, advice: str) -> str:
+    """One line for a failure shown in the UI: what to lower when memory ran out, the message of a refusal."""
+    if is_out_of_memory(exc):
+        return str(out_of_memory(exc, what, advice))
+    return str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+
+
 class EngineWorkers:
     """Mixed into the inspector screen: needs `inspector`, `post_message` and `workers`."""
 
@@ -97,7 +104,7 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:  # out of memory, a map over budget: shown in the view, the UI stays
-            self.post_message(msg.OverlayFailed(spec, f"{type(exc).__name__}: {exc}"))
+            self.post_message(msg.OverlayFailed(spec, _why(exc, "drawing this view", ADVICE["attention"])))
 
     @work(thread=True, exclusive=True, group="summary")
     def compute_summary(self, layer: int) -> None:
@@ -107,7 +114,7 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:
-            summary = {"error": f"{type(exc).__name__}: {exc}"}
+            summary = {"error": _why(exc, f"summarising the heads of block {layer}", ADVICE["attention"])}
         self.post_message(msg.SummaryReady(layer, summary))
 
     @work(thread=True, exclusive=True, group="prefetch")
