@@ -11,7 +11,7 @@ from qwen3vl_inspect.commands.common import fail_code, image_path, load_encoder,
 from qwen3vl_inspect.commands.output_path import check_output, write_failed
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.formatting import safe_text
-from qwen3vl_inspect.inputs.image import VisionInputs
+from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.memory_errors import ADVICE, guard
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import trace
@@ -29,33 +29,58 @@ def parse_query(text: str | None, grid_h: int, grid_w: int) -> tuple[int, int] |
     return row, col
 
 
-def _price(args: argparse.Namespace, inputs: VisionInputs) -> None:
-    """Refuse, from the config and the image's patch grid alone (before the model is built or any stage
-    runs), a map whose peak would pass the attention budget, with advice that fits what was asked."""
-    from qwen3vl_inspect.attention_maps import find_segment
+def _check_request(args: argparse.Namespace, config: VisionConfig, tokens: int, grid: tuple[int, int]) -> None:
+    """Refuse a map whose peak would pass the attention budget, with advice that fits what was asked."""
     from qwen3vl_inspect.attention_store import HEAD, MEAN, ROLLOUT, check_request
-    from qwen3vl_inspect.session import check_model
     from qwen3vl_inspect.tracing import DEFAULT_BUDGET
 
-    config = check_model(args.model)
     if not 0 <= args.layer < config.depth:
         raise InputError(f"--layer {args.layer} does not exist: blocks are numbered 0..{config.depth - 1}")
     if args.head is not None and not 0 <= args.head < config.num_heads:
         raise InputError(f"--head {args.head} does not exist: heads are numbered 0..{config.num_heads - 1}")
-    if not 0 <= args.image_index < len(inputs.grid_thw):
-        raise InputError(f"--image-index {args.image_index}: this input has {len(inputs.grid_thw)} image(s)")
-    segment = find_segment(inputs.grid_thw, args.image_index)
     what = ROLLOUT if args.rollout else MEAN if args.head is None else HEAD
-    check_request(what, segment.size, config.num_heads, DEFAULT_BUDGET, config.patch_size)
-    parse_query(args.query, segment.grid_h, segment.grid_w)
+    check_request(what, tokens, config.num_heads, DEFAULT_BUDGET, config.patch_size)
+    parse_query(args.query, *grid)
+
+
+def _grid_from_header(args: argparse.Namespace, config: VisionConfig) -> tuple[int, int] | None:
+    """The patch grid the image will get, from its header alone (no pixels decoded, no resize): a 4000×4000
+    request is refused in a fraction of a second. None when the header can't tell (a sample name, a file
+    Pillow can't open): the grid of the decoded image decides then."""
+    from PIL import Image
+
+    from qwen3vl_inspect.inputs.image import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+    from qwen3vl_inspect.inputs.preprocess import smart_resize
+
+    if args.image_index != 0:
+        return None
+    try:
+        with Image.open(image_path(args)) as image:  # lazy: reads the header only
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - any failure is reported properly by load_inputs
+        return None
+    factor = config.patch_size * config.spatial_merge_size
+    new_h, new_w = smart_resize(height, width, factor, args.min_pixels or DEFAULT_MIN_PIXELS,
+                                args.max_pixels or DEFAULT_MAX_PIXELS)
+    return new_h // config.patch_size, new_w // config.patch_size
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from qwen3vl_inspect.render.heatmap import overlay_figure
 
+    from qwen3vl_inspect.attention_maps import find_segment
+    from qwen3vl_inspect.session import check_model
+
     output = check_output(args.output, (".png",), inputs=[image_path(args)])
+    config = check_model(args.model)  # config and shard headers only
+    grid = _grid_from_header(args, config)
+    if grid is not None:  # priced before the pixels are decoded: a map that can't fit costs no work at all
+        _check_request(args, config, grid[0] * grid[1], grid)
     inputs = load_inputs(args)
-    _price(args, inputs)  # priced before the model is built: a map that can't fit is refused before any work
+    if not 0 <= args.image_index < len(inputs.grid_thw):
+        raise InputError(f"--image-index {args.image_index}: this input has {len(inputs.grid_thw)} image(s)")
+    segment = find_segment(inputs.grid_thw, args.image_index)
+    _check_request(args, config, segment.size, (segment.grid_h, segment.grid_w))  # the decoded image's own grid
     tr = trace(load_encoder(args, err), inputs)
     tr.check_attention_request(args.layer, args.head, args.rollout, image=args.image_index)
     run_with_progress(tr, err, until=str(StageName.block(args.layer)))

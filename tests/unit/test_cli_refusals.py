@@ -214,7 +214,10 @@ def big_image(tmp_path_factory):
                     "budget; re-run with --max-pixels 3750912 or less"),
 ])
 def test_big_attention_refused_before_the_model_is_built(big_image, extra, expected, tmp_path, capsys, no_model, monkeypatch):
+    from qwen3vl_inspect import session
+
     monkeypatch.setattr(Trace, "step", lambda self: pytest.fail("a stage ran before the refusal"))
+    monkeypatch.setattr(session, "load_inputs", lambda *a: pytest.fail("pixels decoded before the refusal"))
     assert main(["attention", str(big_image), "--layer", "0", *extra, "-o", str(tmp_path / "a.png")]) == 2
     line = one_error_line(capsys)
     assert line == f"error: {expected}"
