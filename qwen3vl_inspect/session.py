@@ -23,6 +23,7 @@ from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, is_preset_na
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.inputs.image import VisionInputs, load_image, preprocess
+from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.tracing import Trace, trace
 
@@ -31,7 +32,8 @@ MODEL_ENV = "QWEN3VL_INSPECT_MODEL"
 SAMPLES = ("demo", "grace_hopper", "scene:N")
 DTYPES = ("float32", "bfloat16", "float16")
 MODEL_HELP = (f"default {DEFAULT_MODEL}: a small vision tower shipped with the package, trained on synthetic shapes "
-              "(not Qwen's weights). Also: a checkpoint folder (config.json + *.safetensors, e.g. a Qwen3-VL download), "
+              "(not Qwen's weights). Also: a checkpoint folder (config.json + *.safetensors, e.g. a Qwen3-VL "
+              "download), "
               "a Hugging Face repo id already in the local cache (nothing is downloaded), or a random-weights preset "
               "(tiny, qwen3-vl-2b, …)")
 
@@ -91,7 +93,9 @@ def available_devices() -> list[str]:
         found.append("cuda")
     if torch.backends.mps.is_available():
         found.append("mps")
-    found += [kind for kind in ("xpu", "npu", "hpu") if getattr(getattr(torch, kind, None), "is_available", lambda: False)()]
+    for kind in ("xpu", "npu", "hpu"):
+        if getattr(getattr(torch, kind, None), "is_available", lambda: False)():
+            found.append(kind)
     return found
 
 
@@ -142,14 +146,30 @@ def check_model(model: str) -> VisionConfig:
     raise unknown_model(model)
 
 
-def load_inputs(images: Any = None, min_pixels: int | None = None, max_pixels: int | None = None) -> VisionInputs:
-    """Read and preprocess the image(s) (default: the demo image): fails fast, before the model is built.
+def load_inputs(images: Any = None, min_pixels: int | None = None, max_pixels: int | None = None,
+                model: str | os.PathLike | VisionConfig | None = None) -> VisionInputs:
+    """Read and preprocess the image(s) (default: the demo image) the way `model` wants them cut: fails
+    fast, before the model is built.
 
     `images` may be a path, a sample name, a PIL image, or a list of them (packed like the real model
-    packs several images).
+    packs several images). `model`: a checkpoint folder (its preprocessor_config.json), a preset name
+    or an encoder's config (default: Qwen3-VL's processor settings).
     """
     items = images if isinstance(images, (list, tuple)) else [demo_image_path() if images is None else images]
-    return preprocess([_as_image(item) for item in items], min_pixels=min_pixels, max_pixels=max_pixels)
+    return preprocess([_as_image(item) for item in items], processor_config(model),
+                      min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+def processor_config(model: str | os.PathLike | VisionConfig | None) -> ProcessorConfig:
+    """How `model` wants its images cut, read from config files only (no weights)."""
+    if model is None:
+        return ProcessorConfig()
+    if isinstance(model, VisionConfig):
+        return ProcessorConfig.for_encoder(model)
+    folder = checkpoint_folder(str(model))
+    if folder is not None:
+        return ProcessorConfig.from_pretrained(folder)
+    return ProcessorConfig.for_encoder(check_model(str(model)))
 
 
 def load_encoder(model: str | os.PathLike | None = None, dtype: str | torch.dtype | None = None,
@@ -173,5 +193,5 @@ def open_trace(
 
     Pass `encoder=` to reuse an encoder already built (building a 2B-sized preset takes seconds).
     """
-    inputs = load_inputs(image, min_pixels, max_pixels)
+    inputs = load_inputs(image, min_pixels, max_pixels, encoder.config if encoder is not None else model or default_model())
     return trace(encoder or load_encoder(model, dtype, device), inputs, keep=keep)

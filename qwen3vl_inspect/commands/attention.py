@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rich.console import Console
 
 from qwen3vl_inspect.commands.common import fail_code, image_path, load_encoder, load_inputs, run_with_progress
 from qwen3vl_inspect.commands.output_path import check_output, write_failed
+from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.formatting import safe_text
-from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.memory_errors import ADVICE, guard
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tracing import trace
@@ -43,14 +42,14 @@ def _check_request(args: argparse.Namespace, config: VisionConfig, tokens: int, 
     parse_query(args.query, *grid)
 
 
-def _grid_from_header(args: argparse.Namespace, config: VisionConfig) -> tuple[int, int] | None:
+def _grid_from_header(args: argparse.Namespace) -> tuple[int, int] | None:
     """The patch grid the image will get, from its header alone (no pixels decoded, no resize): a 4000×4000
     request is refused in a fraction of a second. None when the header can't tell (a sample name, a file
     Pillow can't open): the grid of the decoded image decides then."""
     from PIL import Image
 
-    from qwen3vl_inspect.inputs.image import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
     from qwen3vl_inspect.inputs.preprocess import smart_resize
+    from qwen3vl_inspect.session import processor_config
 
     if args.image_index != 0:
         return None
@@ -59,21 +58,20 @@ def _grid_from_header(args: argparse.Namespace, config: VisionConfig) -> tuple[i
             width, height = image.size
     except Exception:  # noqa: BLE001 - any failure is reported properly by load_inputs
         return None
-    factor = config.patch_size * config.spatial_merge_size
-    new_h, new_w = smart_resize(height, width, factor, args.min_pixels or DEFAULT_MIN_PIXELS,
-                                args.max_pixels or DEFAULT_MAX_PIXELS)
-    return new_h // config.patch_size, new_w // config.patch_size
+    cut = processor_config(args.model).with_pixels(args.min_pixels, args.max_pixels)  # as load_inputs will cut it
+    factor = cut.patch_size * cut.merge_size
+    new_h, new_w = smart_resize(height, width, factor, cut.min_pixels, cut.max_pixels)
+    return new_h // cut.patch_size, new_w // cut.patch_size
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from qwen3vl_inspect.render.heatmap import overlay_figure
-
     from qwen3vl_inspect.attention_maps import find_segment
+    from qwen3vl_inspect.render.heatmap import overlay_figure
     from qwen3vl_inspect.session import check_model
 
     output = check_output(args.output, (".png",), inputs=[image_path(args)])
     config = check_model(args.model)  # config and shard headers only
-    grid = _grid_from_header(args, config)
+    grid = _grid_from_header(args)
     if grid is not None:  # priced before the pixels are decoded: a map that can't fit costs no work at all
         _check_request(args, config, grid[0] * grid[1], grid)
     inputs = load_inputs(args)

@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from qwen3vl_inspect import breakpoints, session
 from qwen3vl_inspect.errors import EXIT_BAD_INPUT, EXIT_FAILED
 from qwen3vl_inspect.formatting import safe_text
-from qwen3vl_inspect.memory_errors import ADVICE, guard, is_out_of_memory, out_of_memory
 from qwen3vl_inspect.inputs.image import VisionInputs
+from qwen3vl_inspect.memory_errors import ADVICE, guard, is_out_of_memory, out_of_memory
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.tracing import StageError, Trace, trace
 
@@ -24,7 +24,7 @@ def image_path(args: argparse.Namespace) -> Path:
 
 def load_inputs(args: argparse.Namespace) -> VisionInputs:
     """Read and preprocess the image: fails fast, before the model is built."""
-    return session.load_inputs(image_path(args), args.min_pixels, args.max_pixels)
+    return session.load_inputs(image_path(args), args.min_pixels, args.max_pixels, args.model)
 
 
 def preflight(args: argparse.Namespace, err: Console) -> None:

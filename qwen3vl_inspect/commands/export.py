@@ -52,9 +52,9 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         out.print(report)
         return report.exit_code
     path = check_output(args.path, (".onnx",), flag="export")
-    from qwen3vl_inspect.session import demo_image_path
     from qwen3vl_inspect.inputs.image import load_image, preprocess
     from qwen3vl_inspect.model.encoder import VisionEncoder
+    from qwen3vl_inspect.session import demo_image_path
 
     _require_extra()
     inputs = preprocess([load_image(demo_image_path())])
@@ -73,13 +73,15 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         seconds = time.perf_counter() - started
     data = path.with_name(path.name + ".data")  # weights over 2 GB go beside the file
     size = path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
-    out.print(f"wrote {safe_text(path)} ({size / 2**20:.1f} MiB) in {seconds:.1f} s · {safe_text(encoder.config.source)} · "
+    out.print(f"wrote {safe_text(path)} ({size / 2**20:.1f} MiB) in {seconds:.1f} s · "
+              f"{safe_text(encoder.config.source)} · "
               f"{safe_text(encoder.weights_source)}", markup=False, highlight=False)
     with err.status("verifying on the demo image …"):
         table, ok = verify(encoder, path, inputs, args.dtype)
     out.print(table)
     if not ok:
-        err.print(f"error: {safe_text(path)} differs from the encoder beyond the tolerance (see the table)", style="bold red",
+        err.print(f"error: {safe_text(path)} differs from the encoder beyond the tolerance (see the table)",
+                  style="bold red",
                   markup=False)
         return 1
     return 0

@@ -61,7 +61,8 @@ def _check(path: Path, shown: str, suffixes: tuple[str, ...], inputs: Iterable[P
         raise InputError(f"{flag} {shown}: {safe_text(folder)} is a file, not a folder; choose another {flag} path")
     for source in inputs:
         if path.resolve() == Path(source).expanduser().resolve() or _same_file(path, Path(source)):
-            raise InputError(f"{flag} {shown} is the input image: writing would overwrite it; choose another {flag} path")
+            raise InputError(f"{flag} {shown} is the input image: writing would overwrite it; "
+                             f"choose another {flag} path")
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError(f"{flag} {shown}: the file exists and is not writable; choose another {flag} path")
     try:  # the one honest test of "can a file be created here": create one

@@ -67,15 +67,17 @@ def _table(tr: Trace, args: argparse.Namespace) -> Table:
         nan = f"[bold red]{st.nan_count}[/]" if st.nan_count else "0"
         inf_count = st.posinf_count + st.neginf_count
         inf = f"[bold red]{inf_count}[/]" if inf_count else "0"
-        name = stage.name if stage.substages or "." not in stage.name or stage.kind in ("block", "deepstack") else f"  {stage.name}"
-        table.add_row(name, "×".join(map(str, stage.output_shape)), fmt_float(st.min, 3), fmt_float(st.max, 3), fmt_float(st.mean, 3),
-                      fmt_float(st.std, 3), nan, inf, style="red" if stage.nonfinite else None)
+        top = stage.substages or "." not in stage.name or stage.kind in ("block", "deepstack")
+        name = stage.name if top else f"  {stage.name}"
+        table.add_row(name, "×".join(map(str, stage.output_shape)), fmt_float(st.min, 3), fmt_float(st.max, 3),
+                      fmt_float(st.mean, 3), fmt_float(st.std, 3), nan, inf, style="red" if stage.nonfinite else None)
     return table
 
 
 def _plain_rows(tr: Trace) -> list[str]:
     """One line per stage with stats, for when even drawing the table ran out of memory."""
     return [f"{stage.name} {'×'.join(map(str, stage.output_shape))} min {fmt_float(stage.stats.min, 3)} "
-            f"max {fmt_float(stage.stats.max, 3)} mean {fmt_float(stage.stats.mean, 3)} std {fmt_float(stage.stats.std, 3)} "
+            f"max {fmt_float(stage.stats.max, 3)} mean {fmt_float(stage.stats.mean, 3)} "
+            f"std {fmt_float(stage.stats.std, 3)} "
             f"NaN {stage.stats.nan_count} Inf {stage.stats.posinf_count + stage.stats.neginf_count}"
             for stage in tr.all_stages() if stage.stats is not None]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Union
 
@@ -20,6 +20,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from qwen3vl_inspect.errors import ImageError, InputError
+from qwen3vl_inspect.config import VisionConfig
+from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
 from qwen3vl_inspect.inputs.preprocess import (
     patchify,
     rescale_and_normalize,
@@ -54,8 +56,6 @@ _MAGIC = {
 
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
 
-DEFAULT_MIN_PIXELS = 65536  # Qwen3-VL preprocessor_config: size.shortest_edge
-DEFAULT_MAX_PIXELS = 16777216  # size.longest_edge
 
 
 def _fail(path: Path, problem: str, advice: str) -> ImageError:
@@ -203,24 +203,32 @@ class VisionInputs:
 
 def preprocess(
     images_or_frames: ImageLike | Sequence[ImageLike | Sequence[ImageLike]],
+    config: VisionConfig | ProcessorConfig | None = None,
+    *,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
-    *,
-    patch_size: int = 16,
-    merge_size: int = 2,
-    temporal_patch_size: int = 2,
-    image_mean: Sequence[float] = (0.5, 0.5, 0.5),
-    image_std: Sequence[float] = (0.5, 0.5, 0.5),
+    patch_size: int | None = None,
+    merge_size: int | None = None,
+    temporal_patch_size: int | None = None,
+    image_mean: Sequence[float] | None = None,
+    image_std: Sequence[float] | None = None,
 ) -> VisionInputs:
     """Turn one image, several images, or videos into packed encoder inputs.
+
+    `config` says how to cut them: an encoder's `VisionConfig` (its patch, merge and temporal
+    sizes), a `ProcessorConfig` (e.g. read from a checkpoint's preprocessor_config.json), or None
+    for Qwen3-VL's defaults; keyword arguments override single values.
 
     A list packs several inputs into one sequence (the encoder keeps them apart with
     `cu_seqlens`); an element that is itself a list/tuple is a video's frames. Videos are padded
     to a multiple of `temporal_patch_size` frames by repeating the last frame, and all frames take
     the size `smart_resize` gives the first one, as transformers' video processor does.
     """
-    min_pixels = DEFAULT_MIN_PIXELS if min_pixels is None else int(min_pixels)
-    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    settings = _processor_settings(config, min_pixels, max_pixels, patch_size, merge_size, temporal_patch_size,
+                                   image_mean, image_std)
+    min_pixels, max_pixels = settings.min_pixels, settings.max_pixels
+    patch_size, merge_size, temporal_patch_size = settings.patch_size, settings.merge_size, settings.temporal_patch_size
+    image_mean, image_std = settings.image_mean, settings.image_std
     factor = patch_size * merge_size
     items = list(images_or_frames) if isinstance(images_or_frames, (list, tuple)) else [images_or_frames]
     if not items:
@@ -266,3 +274,34 @@ def preprocess(
         image_mean=tuple(float(v) for v in image_mean),
         image_std=tuple(float(v) for v in image_std),
     )
+
+
+def _processor_settings(
+    config: VisionConfig | ProcessorConfig | None,
+    min_pixels: int | None,
+    max_pixels: int | None,
+    patch_size: int | None,
+    merge_size: int | None,
+    temporal_patch_size: int | None,
+    image_mean: Sequence[float] | None,
+    image_std: Sequence[float] | None,
+) -> ProcessorConfig:
+    """`config` as a ProcessorConfig, with the keyword arguments that were given put over it."""
+    if config is None:
+        base = ProcessorConfig()
+    elif isinstance(config, ProcessorConfig):
+        base = config
+    elif isinstance(config, VisionConfig):
+        base = ProcessorConfig.for_encoder(config)
+    else:
+        raise TypeError(f"preprocess(images, config): config must be a VisionConfig or ProcessorConfig, not "
+                        f"{type(config).__name__}; pass pixel bounds as min_pixels=/max_pixels=")
+    base = replace(
+        base,
+        patch_size=base.patch_size if patch_size is None else patch_size,
+        merge_size=base.merge_size if merge_size is None else merge_size,
+        temporal_patch_size=base.temporal_patch_size if temporal_patch_size is None else temporal_patch_size,
+        image_mean=base.image_mean if image_mean is None else tuple(float(v) for v in image_mean),
+        image_std=base.image_std if image_std is None else tuple(float(v) for v in image_std),
+    )
+    return base.with_pixels(min_pixels, max_pixels)

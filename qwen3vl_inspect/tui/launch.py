@@ -26,7 +26,7 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     from qwen3vl_inspect import session
 
     image = Path(args.image) if args.image else session.demo_image_path()
-    inputs = session.load_inputs(image, args.min_pixels, args.max_pixels)
+    inputs = session.load_inputs(image, args.min_pixels, args.max_pixels, args.model)
     config = session.check_model(args.model)
     session.parse_device(args.device)
     from qwen3vl_inspect.tui.app import InspectApp

@@ -172,8 +172,8 @@ def test_save_png_and_export_json(make_app, tmp_path):
             await until(pilot, lambda: any(tmp_path.glob("*.png")), what="the PNG")
             await pilot.press("e")
             await until(pilot, lambda: any(tmp_path.glob("*.json")), what="the JSON")
-            await until(pilot, lambda: "saved JSON" in app.inspector.activity, what="the path in the status line")
-            assert str(tmp_path) in app.inspector.activity
+            await until(pilot, lambda: "saved JSON" in app.inspector.run.activity, what="the path in the status line")
+            assert str(tmp_path) in app.inspector.run.activity
 
     asyncio.run(scenario())
     png = next(tmp_path.glob("*.png"))
@@ -204,7 +204,7 @@ def test_step_mode_with_a_breakpoint(make_app):
             await pilot.press("b")
             assert ins.breakpoints == {"blocks.1"}
             await pilot.press("c")
-            await until(pilot, lambda: ins.paused_at == "blocks.1", what="the breakpoint")
+            await until(pilot, lambda: ins.run.paused_at == "blocks.1", what="the breakpoint")
             assert ins.trace.stages[-1].name == "blocks.1" and ins.selected == "blocks.1"
             assert "PAUSED" in text_of(app.screen.query_one(RunStatus))
             await pilot.press("space")
@@ -343,7 +343,7 @@ def test_the_fusion_view(make_app, tmp_path):
             await until(pilot, lambda: view_ready(app), what="the clicked token")
             assert "sequence index 111" in text_of(app.screen.query_one(StageInfo))
             await pilot.press("s")
-            await until(pilot, lambda: "saved PNG" in ins.activity, what="the PNG")
+            await until(pilot, lambda: "saved PNG" in ins.run.activity, what="the PNG")
 
     asyncio.run(scenario())
     png = tmp_path / "demo-fusion-seq111.png"
@@ -364,7 +364,7 @@ def test_break_variable_becomes_the_tuis_own_breakpoints(make_app, monkeypatch):
         async with app.run_test(size=SIZE) as pilot:
             ins = app.inspector
             assert ins.breakpoints == {"blocks.1"}  # a block step's pattern pauses after its block
-            await until(pilot, lambda: ins.paused_at == "blocks.1", what="the breakpoint from the variable")
+            await until(pilot, lambda: ins.run.paused_at == "blocks.1", what="the breakpoint from the variable")
             assert ins.trace.stages[-1].name == "blocks.1" and ins.selected == "blocks.1"
             assert "PAUSED" in text_of(app.screen.query_one(RunStatus))
             notes = [n.message for n in app._notifications]

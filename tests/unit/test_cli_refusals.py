@@ -15,7 +15,8 @@ from qwen3vl_inspect.cli import main
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.tracing import Trace
 
-CPU_OOM = "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to allocate 98304 bytes."
+CPU_OOM = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: "
+           "you tried to allocate 98304 bytes.")
 COMMANDS = [
     ["trace"], ["stats"], ["info"], ["fusion"], ["tui"], ["attention", "--layer", "0", "-o", "out.png"],
 ]
@@ -50,7 +51,8 @@ def no_model(monkeypatch):
     ("meta", "--device meta holds shapes but no data"),
     ("bogus", "--device 'bogus' is not a torch device; use cpu"),
 ])
-def test_devices_that_cannot_compute_here_are_one_line(command, device, message, capsys, tmp_path, monkeypatch, no_model):
+def test_devices_that_cannot_compute_here_are_one_line(command, device, message, capsys, tmp_path, monkeypatch,
+                                                       no_model):
     monkeypatch.chdir(tmp_path)
     assert main([*command, "--model", "tiny", "--device", device]) == 2
     line = one_error_line(capsys)
@@ -213,7 +215,8 @@ def big_image(tmp_path_factory):
     (["--rollout"], "attention rollout over 62500 patches needs 72.8 GiB at its peak, over the 4.0 GiB attention "
                     "budget; re-run with --max-pixels 3750912 or less"),
 ])
-def test_big_attention_refused_before_the_model_is_built(big_image, extra, expected, tmp_path, capsys, no_model, monkeypatch):
+def test_big_attention_refused_before_the_model_is_built(big_image, extra, expected, tmp_path, capsys, no_model,
+                                                         monkeypatch):
     from qwen3vl_inspect import session
 
     monkeypatch.setattr(Trace, "step", lambda self: pytest.fail("a stage ran before the refusal"))
