@@ -21,6 +21,7 @@ from PIL import Image
 
 from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, is_preset_name, unknown_model
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.inputs.image import VisionInputs, load_image, preprocess
 from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
 from qwen3vl_inspect.model.encoder import VisionEncoder
@@ -30,6 +31,11 @@ DEFAULT_MODEL = "demo"
 MODEL_ENV = "QWEN3VL_INSPECT_MODEL"
 SAMPLES = ("demo", "grace_hopper", "scene:N")
 DTYPES = ("float32", "bfloat16", "float16")
+MODEL_HELP = (f"default {DEFAULT_MODEL}: a small vision tower shipped with the package, trained on synthetic shapes "
+              "(not Qwen's weights). Also: a checkpoint folder (config.json + *.safetensors, e.g. a Qwen3-VL "
+              "download), "
+              "a Hugging Face repo id already in the local cache (downloads only with QWEN3VL_INSPECT_DOWNLOAD=1), or a random-weights preset "
+              "(tiny, qwen3-vl-2b, …)")
 
 
 def default_model() -> str:
@@ -80,11 +86,40 @@ def first_image(tr: Trace) -> Image.Image:
 
 # ---- checks that run before anything slow -------------------------------------------------------
 
-def parse_device(name: str) -> torch.device:
+def available_devices() -> list[str]:
+    """Device types this torch build can compute on here (cpu always)."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    for kind in ("xpu", "npu", "hpu"):
+        if getattr(getattr(torch, kind, None), "is_available", lambda: False)():
+            found.append(kind)
+    return found
+
+
+def parse_device(name: str | torch.device) -> torch.device:
+    """The torch device, refused up front (one line) when this torch build or machine cannot compute on it:
+    `--device cuda` on a CPU-only torch would otherwise fail deep inside the model build."""
+    shown = safe_text(name)
     try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device '{shown}' is not a torch device; use {' or '.join(available_devices())}") from None
+    usable = available_devices()
+    if device.type == "meta":
+        raise InputError(f"--device meta holds shapes but no data, so nothing can be inspected on it; "
+                         f"use {' or '.join(usable)}")
+    if device.type not in usable:
+        why = {"cuda": "this torch build is CPU-only" if torch.version.cuda is None else "no CUDA GPU is visible",
+               "mps": "this torch build or machine has no Apple Metal (MPS) support"}.get(
+            device.type, f"this torch build cannot compute on {device.type}")
+        raise InputError(f"--device {shown}: {why}; use {' or '.join(usable)}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {shown}: only {torch.cuda.device_count()} CUDA device(s) are visible "
+                         f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:

@@ -92,6 +92,7 @@ class Trace:
         self.grid_thw = inputs.grid_thw.to(self.device)
         self.stages: list[Stage] = []
         self.failure: StageError | None = None
+        self.stop_in_debugger = True  # QWEN3VL_INSPECT_BREAK calls breakpoint(); the TUI turns this off (see breakpoints.py)
         self._tensors: dict[str, torch.Tensor] = {}
         self._deepstack: list[torch.Tensor] = []
         self.attention_store = AttentionStore(self._head_probabilities, self.config.num_heads, attention_budget)

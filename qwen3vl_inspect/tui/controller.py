@@ -21,7 +21,7 @@ from qwen3vl_inspect.config import checkpoint_folder, weights_label
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.session import load_encoder
 from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
-from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect import breakpoints, stage_overlays
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.tui.failure import Failure
@@ -55,7 +55,17 @@ class Inspector:
         self.trace: Trace | None = None
         self.weights = weights_label(model)  # exact source once built
         self.run = RunControl(step_mode=step)  # the run's state; changed only on the UI thread
-        self.breakpoints: set[str] = set()
+        # QWEN3VL_INSPECT_BREAK becomes the TUI's own breakpoints: breakpoint() in a worker thread would hang the app
+        names = stage_names_for(config)
+        patterns = breakpoints.break_patterns()
+        self.breakpoints: set[str] = set(breakpoints.top_level_matches(patterns, names))
+        self.break_note: str | None = None  # one line for the user about the variable, shown once the UI is up
+        if patterns:
+            unmatched = breakpoints.unmatched_warning(names)
+            set_on = ", ".join(name for name in names if name in self.breakpoints)
+            self.break_note = (unmatched + (f"; pausing at {set_on}" if set_on else "") if unmatched else
+                               f"{breakpoints.ENV_VAR}: the run pauses after {set_on} (TUI breakpoints, b toggles; "
+                               f"the debugger is not called here)")
         self.nonfinite: tuple[str, str, str] | None = None
         _, self.grid_h, self.grid_w = (int(v) for v in inputs.grid_thw[0].tolist())
         # what the user is looking at
@@ -126,7 +136,9 @@ class Inspector:
             report(f"loading the {self.model} preset ({self.config.depth} blocks, {weights_label(self.model)})")
         encoder = load_encoder(self.model, self.dtype, self.device)
         report("preparing the trace")
-        return encoder, trace(encoder, self.inputs)
+        traced = trace(encoder, self.inputs)
+        traced.stop_in_debugger = False  # the breakpoints above pause the run instead
+        return encoder, traced
 
     def attach(self, encoder: VisionEncoder, traced: Trace) -> Next:
         """The model is ready (UI thread): returns whether to run on now or wait for space."""

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.formatting import safe_text
+from qwen3vl_inspect.memory_errors import ADVICE, is_out_of_memory, out_of_memory
 from qwen3vl_inspect.stage import StageError
 
 
@@ -18,24 +20,21 @@ class FailureKind(Enum):
 @dataclass(frozen=True)
 class Failure:
     kind: FailureKind
-    text: str  # one line, ready to show
+    text: str  # one line, ready to show: what the user typed in it is escaped (`safe_text`)
 
     @classmethod
-    def of(cls, exc: BaseException) -> Failure:
+    def of(cls, exc: BaseException, what: str | None = None, advice: str = ADVICE["run"]) -> Failure:
+        """`what` names the step for an out-of-memory line ("drawing this view"); default: the failed stage."""
         cause = exc.cause if isinstance(exc, StageError) else exc
         if isinstance(cause, InputError):
-            return cls(FailureKind.BAD_INPUT, str(cause))
+            return cls(FailureKind.BAD_INPUT, safe_text(cause))
         if is_out_of_memory(cause):
-            return cls(FailureKind.OUT_OF_MEMORY, f"out of memory ({type(cause).__name__}: {cause}); try a smaller "
-                                                  "image (--max-pixels) or --dtype bfloat16")
-        return cls(FailureKind.ERROR, f"{type(cause).__name__}: {cause}")
+            step = what or (f"computing stage {exc.stage}" if isinstance(exc, StageError) else "computing it")
+            return cls(FailureKind.OUT_OF_MEMORY, safe_text(out_of_memory(cause, step, advice)))
+        return cls(FailureKind.ERROR, safe_text(f"{type(cause).__name__}: {cause}"))
 
     def __str__(self) -> str:
         return self.text
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """torch raises OutOfMemoryError on accelerators and a RuntimeError from the CPU allocator."""
-    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    return isinstance(exc, RuntimeError) and ("DefaultCPUAllocator" in str(exc) or "out of memory" in str(exc))
+__all__ = ["Failure", "FailureKind", "is_out_of_memory"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.tui.failure import Failure
 
@@ -24,7 +25,7 @@ class LoadProgress(Message):
 
     def __init__(self, text: str) -> None:
         super().__init__()
-        self.text = text
+        self.text = safe_text(text)  # may name the checkpoint folder: shown, never obeyed
 
 
 class ModelLoaded(Message):
@@ -126,7 +127,7 @@ class FileWritten(Message):
     def __init__(self, what: str, path: str) -> None:
         super().__init__()
         self.what = what
-        self.path = path
+        self.path = safe_text(path)
 
 
 class FileFailed(Message):

@@ -16,6 +16,7 @@ from textual.widgets import Footer
 
 from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.config import checkpoint_folder
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.tui import keys
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import FUSION, Inspector
@@ -77,6 +78,9 @@ class InspectScreen(EngineWorkers, Screen):
         self._check_size(self.size.width, self.size.height)
         ins.run.loading()
         self.sync()
+        if ins.break_note:
+            self.notify(ins.break_note, severity="warning" if "match no stage" in ins.break_note else "information",
+                        timeout=12, markup=False)
         self.set_timer(START_DELAY, self.load)  # paint first: building a model competes for the CPU
 
     # ---- size --------------------------------------------------------------------------------------
@@ -126,7 +130,7 @@ class InspectScreen(EngineWorkers, Screen):
     def on_stage_failed(self, message: msg.StageFailed) -> None:
         self.inspector.run.stage_failed(message.name, message.failure)
         self.notify(f"{message.name} failed: {message.failure}. The stages before it are kept.", severity="error",
-                    timeout=10)
+                    timeout=10, markup=False)
         self.sync()
 
     def on_run_paused(self, message: msg.RunPaused) -> None:
@@ -145,7 +149,7 @@ class InspectScreen(EngineWorkers, Screen):
 
     def on_fusion_failed(self, message: msg.FusionFailed) -> None:
         self.inspector.fused(None, message.failure)
-        self.notify(f"vision-to-text fusion failed: {message.failure}", severity="error", timeout=10)
+        self.notify(f"vision-to-text fusion failed: {message.failure}", severity="error", timeout=10, markup=False)
         self.sync()
 
     def _start(self, next_: Next) -> None:
@@ -186,7 +190,7 @@ class InspectScreen(EngineWorkers, Screen):
 
     def _file_note(self, text: str, severity: str) -> None:
         self.inspector.run.activity = text
-        self.notify(text, severity=severity, timeout=6)  # type: ignore[arg-type]
+        self.notify(text, severity=severity, timeout=6, markup=False)  # type: ignore[arg-type]
         self.sync(view=False)
 
     @on(msg.StageChosen)
@@ -267,7 +271,7 @@ class InspectScreen(EngineWorkers, Screen):
         elif stage is not None:
             info.show_stage(stage, shown, ins.nonfinite)
         else:
-            info.show_message(title, [f"{ins.image_path.name} was resized to {ins.image.width}×{ins.image.height}: "
+            info.show_message(title, [f"{safe_text(ins.image_path.name)} was resized to {ins.image.width}×{ins.image.height}: "
                                       f"{ins.grid_h}×{ins.grid_w} patches of 16×16 pixels.",
                                       "The numbers of this stage appear once the model is ready."])
         if spec.kind == stage_overlays.ATTENTION:

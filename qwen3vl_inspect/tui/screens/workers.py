@@ -15,6 +15,7 @@ from textual.worker import WorkerState, get_current_worker
 from qwen3vl_inspect.stage_overlays import ViewSpec
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import Inspector
+from qwen3vl_inspect.memory_errors import ADVICE
 from qwen3vl_inspect.tui.failure import Failure
 from qwen3vl_inspect.tui.stages import Cancelled, call_cancellable
 
@@ -33,7 +34,7 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:  # a bad checkpoint, one that fails late, out of memory: still one line
-            self.post_message(msg.LoadFailed(Failure.of(exc)))
+            self.post_message(msg.LoadFailed(Failure.of(exc, f"loading the model {ins.model}", ADVICE["load"])))
             return
         self.post_message(msg.ModelLoaded(encoder, traced))
 
@@ -84,7 +85,7 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:  # out of memory, a map over budget: shown in the view, the UI stays
-            self.post_message(msg.OverlayFailed(spec, Failure.of(exc)))
+            self.post_message(msg.OverlayFailed(spec, Failure.of(exc, "drawing this view", ADVICE["attention"])))
 
     @work(thread=True, exclusive=True, group="summary")
     def compute_summary(self, layer: int) -> None:
@@ -94,7 +95,8 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:
-            self.post_message(msg.SummaryFailed(layer, Failure.of(exc)))
+            self.post_message(msg.SummaryFailed(layer, Failure.of(exc, f"summarising the heads of block {layer}",
+                                                                  ADVICE["attention"])))
             return
         self.post_message(msg.SummaryReady(layer, summary))
 
