@@ -9,6 +9,7 @@ from qwen3vl_inspect.config import PRESETS, VisionConfig
 from qwen3vl_inspect.errors import CheckpointError, ImageError, InputError
 from qwen3vl_inspect.fusion import FusionResult, fuse, fuse_trace
 from qwen3vl_inspect.inputs.image import load_image, preprocess, smart_resize
+from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
 from qwen3vl_inspect.model.encoder import VisionEncoder, VisionOutput
 from qwen3vl_inspect.probe import (
     ForwardHookManager,
@@ -56,6 +57,7 @@ __all__ = [
     "VisionOutput",
     "load_image",
     "preprocess",
+    "ProcessorConfig",
     "smart_resize",
 ]
 __version__ = "0.1.0"

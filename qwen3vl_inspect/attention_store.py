@@ -143,6 +143,7 @@ class AttentionStore:
             held = self._maps.get((MEAN, None, below, segment.image, segment.frame))
             mean = held if held is not None else self._uncached_mean(below, segment)
             result = attention_maps.rollout_step(result, mean)
+            del mean, held  # this layer's mean is folded in: free it before the next layer's is computed
         return self._put(key, result)
 
     def _uncached_mean(self, layer: int, segment: Segment) -> torch.Tensor:
@@ -154,6 +155,7 @@ class AttentionStore:
         for head in range(self.num_heads):
             probs = self.compute_heads(layer, [head], segment)[0]
             total = probs if total is None else total.add_(probs)
+            del probs  # else the last head's map stays alive while the next one is computed: a 4th map at the peak
         return total.div_(self.num_heads)
 
     def summary_at_hand(self, layer: int, image: int = 0, frame: int = 0) -> dict[str, Any] | None:

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from rich.console import Console
 
 from qwen3vl_inspect.errors import InputError
-from qwen3vl_inspect.session import DEFAULT_MODEL, DTYPES
+from qwen3vl_inspect.formatting import safe_text
+from qwen3vl_inspect.session import DEFAULT_MODEL, DTYPES, MODEL_HELP
 
 COMMANDS = ("tui", "trace", "stats", "attention", "info", "fusion", "export", "compare")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"checkpoint folder or preset (default {DEFAULT_MODEL}, random weights)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES)
 
@@ -110,10 +111,22 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"tui": _run_tui, "trace": trace.run, "stats": stats.run, "attention": attention.run,
                 "info": info.run, "fusion": fusion.run, "export": export.run, "compare": compare.run}
+    from qwen3vl_inspect.commands.common import preflight
+    from qwen3vl_inspect.memory_errors import is_out_of_memory, out_of_memory
+
     try:
-        return handlers[args.command](args, out, err)
+        with warnings.catch_warnings():  # a warning (e.g. "animated GIF: using frame 0") is one line too
+            warnings.showwarning = lambda message, *_rest, **_kw: err.print(
+                f"warning: {safe_text(message)}", style="yellow", highlight=False, soft_wrap=True, markup=False)
+            try:
+                preflight(args, err)
+                return handlers[args.command](args, out, err)
+            except (Exception, MemoryError) as exc:  # out of memory anywhere a command did not name the step
+                if isinstance(exc, InputError) or not is_out_of_memory(exc):
+                    raise
+                raise out_of_memory(exc, f"running `{args.command}`") from None
     except InputError as exc:
-        err.print(f"error: {exc}", style="bold red", highlight=False, soft_wrap=True, markup=False)
+        err.print(f"error: {safe_text(exc)}", style="bold red", highlight=False, soft_wrap=True, markup=False)
         return 2
     except KeyboardInterrupt:
         return 130

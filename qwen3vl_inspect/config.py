@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from qwen3vl_inspect.config_validation import vision_config_problems
 from qwen3vl_inspect.errors import InputError
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -44,20 +45,12 @@ class VisionConfig:
     source: str = field(default="default", compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "deepstack_visual_indexes", tuple(int(i) for i in self.deepstack_visual_indexes))
-        problems = []
-        if self.hidden_size % self.num_heads:
-            problems.append(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
-        elif (self.hidden_size // self.num_heads) % 4:
-            problems.append(f"head_dim {self.hidden_size // self.num_heads} must be divisible by 4 for 2D rotary")
-        side = round(self.num_position_embeddings**0.5)
-        if side * side != self.num_position_embeddings:
-            problems.append(f"num_position_embeddings {self.num_position_embeddings} is not a square number")
-        bad = [i for i in self.deepstack_visual_indexes if not 0 <= i < self.depth]
-        if bad:
-            problems.append(f"deepstack_visual_indexes {bad} are outside 0..{self.depth - 1}")
+        # Raw values straight from JSON land here: check them all before anything converts or allocates.
+        problems = vision_config_problems({name: getattr(self, name) for name in (*_SHAPE_FIELDS, "rope_theta")})
         if problems:
-            raise InputError(f"invalid vision config ({self.source}): " + "; ".join(problems))
+            raise InputError(_problem_report(self.source, problems))
+        object.__setattr__(self, "deepstack_visual_indexes", tuple(self.deepstack_visual_indexes))
+        object.__setattr__(self, "rope_theta", float(self.rope_theta))
 
     @property
     def head_dim(self) -> int:
@@ -93,17 +86,17 @@ class VisionConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "dict") -> "VisionConfig":
         """Build from a transformers-style vision config dict; keys that don't shape the tower are ignored."""
-        rope = data.get("rope_parameters") or {}
+        rope = data.get("rope_parameters") if isinstance(data.get("rope_parameters"), dict) else {}
         theta = rope.get("rope_theta", data.get("rope_theta", cls.rope_theta))
         kwargs = {k: data[k] for k in _SHAPE_FIELDS if k in data}
         for name in ("patch_size", "temporal_patch_size"):  # transformers allows [p, p]
-            if isinstance(kwargs.get(name), (list, tuple)):
-                kwargs[name] = int(kwargs[name][0])
+            if isinstance(kwargs.get(name), (list, tuple)) and kwargs[name]:
+                kwargs[name] = kwargs[name][0]
         if "num_hidden_layers" in data and "depth" not in data:
             kwargs["depth"] = data["num_hidden_layers"]
         if "num_attention_heads" in data and "num_heads" not in data:
             kwargs["num_heads"] = data["num_attention_heads"]
-        return cls(**kwargs, rope_theta=float(theta), source=source)
+        return cls(**kwargs, rope_theta=theta, source=source)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "VisionConfig":
@@ -207,11 +200,16 @@ def checkpoint_folder(name: str | Path) -> Path | None:
     """The folder `--model NAME` means, or None when NAME is a preset.
 
     A folder wins unless NAME is also a preset name and the folder has no config.json: running
-    from the repository, `demo` is the preset, not the `demo/` scripts folder.
+    from the repository, `demo` is the preset, not the `demo/` scripts folder. A Hub repo id
+    ("Qwen/Qwen3-VL-2B-Instruct") that is no local folder means its snapshot in the local cache.
     """
     path = Path(name).expanduser()
     if not path.is_dir():
-        return None
+        if path.exists() or is_preset_name(str(name)):
+            return None
+        from qwen3vl_inspect.hub import resolve_repo_id  # lazily: huggingface_hub only for repo ids
+
+        return resolve_repo_id(str(name))
     if is_preset_name(str(name)) and not (path / "config.json").is_file():
         return None
     return path
@@ -221,6 +219,10 @@ def unknown_model(name: str | Path) -> InputError:
     """The error for a `--model` that is neither a checkpoint folder nor a preset."""
     if Path(name).expanduser().exists():
         return InputError(f"{name}: not a folder; --model takes a checkpoint folder or a preset name")
+    from qwen3vl_inspect.hub import looks_like_repo_id, not_cached_error
+
+    if looks_like_repo_id(str(name)):
+        return not_cached_error(str(name))
     return InputError(
         f"{name}: no such checkpoint folder or preset; presets: {', '.join(preset_names())} "
         "(weights are never downloaded: point at a local folder with config.json + *.safetensors)"
@@ -234,6 +236,15 @@ def weights_label(name: str | Path) -> str:
         return str(folder)
     key = str(name).lower()
     return SHIPPED_WEIGHTS[key][1] if key in SHIPPED_WEIGHTS else "random weights"
+
+
+def _problem_report(source: str, problems: list[str]) -> str:
+    """One line for one problem; a header plus one indented line per problem for several."""
+    if len(problems) == 1:
+        return f"invalid vision config ({source}): {problems[0]}; fix config.json"
+    return f"invalid vision config ({source}), {len(problems)} problems; fix config.json:" + "".join(
+        f"\n  - {problem}" for problem in problems
+    )
 
 
 def read_config_json(path: Path) -> dict[str, Any]:

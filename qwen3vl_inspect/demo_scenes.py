@@ -183,7 +183,7 @@ def scene_grid(scene: Scene) -> tuple[int, int]:
 
 def scene_inputs(scenes: list[Scene]) -> tuple[VisionInputs, list[PatchLabels]]:
     """Pack scenes into one encoder input (through the real `preprocess`) with their patch labels."""
-    inputs = preprocess([s.image for s in scenes], MIN_PIXELS, MAX_PIXELS)
+    inputs = preprocess([s.image for s in scenes], min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     labels = [patch_labels(s, int(gh), int(gw)) for s, (_, gh, gw) in zip(scenes, inputs.grid_thw.tolist())]
     return inputs, labels
 

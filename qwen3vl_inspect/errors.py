@@ -22,3 +22,8 @@ class ImageError(InputError):
 
 class CheckpointError(InputError):
     """A checkpoint folder that can't be loaded (missing files, wrong format, mismatched tensors)."""
+
+
+class OutOfMemory(InputError):
+    """RAM (or device memory) ran out for what the user asked: not a bug but a size to lower; one line,
+    exit code 2, naming what ran out and what to ask for instead (see `memory_errors`)."""

@@ -7,7 +7,42 @@ decides how many digits a human wants to read.
 from __future__ import annotations
 
 import html
+import unicodedata
 from collections.abc import Iterable, Sequence
+
+# Unicode categories that move the cursor, change colours or reorder text when printed raw: control
+# characters (ESC starts colour and OSC title/hyperlink sequences), format characters (RTL overrides,
+# zero-width joiners), line/paragraph separators, and lone surrogates (undecodable bytes in file names).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    """Python's own spelling of the character: `\\n`, `\\x1b`, `\\u202e`, `\\U000e0001`."""
+    code = ord(char)
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def safe_text(text: object) -> str:
+    """`text` with every character that could act on a terminal written as a visible escape (`\\x1b`,
+    `\\n`, `\\u202e`): what users type (file names, --text, model paths) is shown, never obeyed, and
+    a message stays on one line. Printable characters of any script pass unchanged."""
+    value = str(text)
+    if all(c.isprintable() for c in value):  # the common case: nothing to escape
+        return value
+    parts = []
+    for char in value:
+        if unicodedata.category(char) in _UNSAFE_CATEGORIES or (not char.isprintable() and char != " "):
+            parts.append(_escape(char))
+        else:
+            parts.append(char)
+    return "".join(parts)
 
 
 def fmt_shape(shape: Sequence[int] | None) -> str:

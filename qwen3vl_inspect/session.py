@@ -21,7 +21,9 @@ from PIL import Image
 
 from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, is_preset_name, unknown_model
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.inputs.image import VisionInputs, load_image, preprocess
+from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.tracing import Trace, trace
 
@@ -29,6 +31,11 @@ DEFAULT_MODEL = "demo"
 MODEL_ENV = "QWEN3VL_INSPECT_MODEL"
 SAMPLES = ("demo", "grace_hopper", "scene:N")
 DTYPES = ("float32", "bfloat16", "float16")
+MODEL_HELP = (f"default {DEFAULT_MODEL}: a small vision tower shipped with the package, trained on synthetic shapes "
+              "(not Qwen's weights). Also: a checkpoint folder (config.json + *.safetensors, e.g. a Qwen3-VL "
+              "download), "
+              "a Hugging Face repo id already in the local cache (downloads only with QWEN3VL_INSPECT_DOWNLOAD=1), or a random-weights preset "
+              "(tiny, qwen3-vl-2b, …)")
 
 
 def default_model() -> str:
@@ -79,11 +86,40 @@ def first_image(tr: Trace) -> Image.Image:
 
 # ---- checks that run before anything slow -------------------------------------------------------
 
-def parse_device(name: str) -> torch.device:
+def available_devices() -> list[str]:
+    """Device types this torch build can compute on here (cpu always)."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    for kind in ("xpu", "npu", "hpu"):
+        if getattr(getattr(torch, kind, None), "is_available", lambda: False)():
+            found.append(kind)
+    return found
+
+
+def parse_device(name: str | torch.device) -> torch.device:
+    """The torch device, refused up front (one line) when this torch build or machine cannot compute on it:
+    `--device cuda` on a CPU-only torch would otherwise fail deep inside the model build."""
+    shown = safe_text(name)
     try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"--device '{shown}' is not a torch device; use {' or '.join(available_devices())}") from None
+    usable = available_devices()
+    if device.type == "meta":
+        raise InputError(f"--device meta holds shapes but no data, so nothing can be inspected on it; "
+                         f"use {' or '.join(usable)}")
+    if device.type not in usable:
+        why = {"cuda": "this torch build is CPU-only" if torch.version.cuda is None else "no CUDA GPU is visible",
+               "mps": "this torch build or machine has no Apple Metal (MPS) support"}.get(
+            device.type, f"this torch build cannot compute on {device.type}")
+        raise InputError(f"--device {shown}: {why}; use {' or '.join(usable)}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise InputError(f"--device {shown}: only {torch.cuda.device_count()} CUDA device(s) are visible "
+                         f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
@@ -97,27 +133,46 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
 def check_model(model: str) -> VisionConfig:
     """The vision config of a preset or checkpoint folder, reading headers only: fails fast on a bad path."""
     path = Path(model).expanduser()
-    if path.exists() and not (is_preset_name(model) and checkpoint_folder(model) is None):
-        if not path.is_dir():
-            raise unknown_model(model)
+    if path.exists() and not path.is_dir():
+        raise unknown_model(model)
+    folder = checkpoint_folder(model)  # a folder, or a Hub repo id found in the local cache
+    if folder is None and path.is_dir() and not is_preset_name(model):
+        folder = path  # no config.json: describe_checkpoint says so
+    if folder is not None:
         from qwen3vl_inspect.model.checkpoint import describe_checkpoint
 
-        config = VisionConfig.from_json(path / "config.json")
-        describe_checkpoint(path)  # index, shard headers, key layout: a broken download fails here
+        config = VisionConfig.from_json(folder / "config.json")
+        describe_checkpoint(folder)  # index, shard headers, key layout: a broken download fails here
         return config
     if is_preset_name(model):
         return VisionConfig.preset(model)
     raise unknown_model(model)
 
 
-def load_inputs(images: Any = None, min_pixels: int | None = None, max_pixels: int | None = None) -> VisionInputs:
-    """Read and preprocess the image(s) (default: the demo image): fails fast, before the model is built.
+def load_inputs(images: Any = None, min_pixels: int | None = None, max_pixels: int | None = None,
+                model: str | os.PathLike | VisionConfig | None = None) -> VisionInputs:
+    """Read and preprocess the image(s) (default: the demo image) the way `model` wants them cut: fails
+    fast, before the model is built.
 
     `images` may be a path, a sample name, a PIL image, or a list of them (packed like the real model
-    packs several images).
+    packs several images). `model`: a checkpoint folder (its preprocessor_config.json), a preset name
+    or an encoder's config (default: Qwen3-VL's processor settings).
     """
     items = images if isinstance(images, (list, tuple)) else [demo_image_path() if images is None else images]
-    return preprocess([_as_image(item) for item in items], min_pixels=min_pixels, max_pixels=max_pixels)
+    return preprocess([_as_image(item) for item in items], processor_config(model),
+                      min_pixels=min_pixels, max_pixels=max_pixels)
+
+
+def processor_config(model: str | os.PathLike | VisionConfig | None) -> ProcessorConfig:
+    """How `model` wants its images cut, read from config files only (no weights)."""
+    if model is None:
+        return ProcessorConfig()
+    if isinstance(model, VisionConfig):
+        return ProcessorConfig.for_encoder(model)
+    folder = checkpoint_folder(str(model))
+    if folder is not None:
+        return ProcessorConfig.from_pretrained(folder)
+    return ProcessorConfig.for_encoder(check_model(str(model)))
 
 
 def load_encoder(model: str | os.PathLike | None = None, dtype: str | torch.dtype | None = None,
@@ -141,5 +196,5 @@ def open_trace(
 
     Pass `encoder=` to reuse an encoder already built (building a 2B-sized preset takes seconds).
     """
-    inputs = load_inputs(image, min_pixels, max_pixels)
+    inputs = load_inputs(image, min_pixels, max_pixels, encoder.config if encoder is not None else model or default_model())
     return trace(encoder or load_encoder(model, dtype, device), inputs, keep=keep)

@@ -87,15 +87,35 @@ class StageName:
         return self.kind in (BLOCK, STEP)
 
     @property
+    def block_number(self) -> int:
+        """The block of a block or step name, for code that has already checked `in_block`."""
+        if self.layer is None or not self.in_block:
+            raise ValueError(f"{self} is not in a block")
+        return self.layer
+
+    @property
+    def block_step(self) -> str:
+        """The step of a "step" name (one of BLOCK_STEPS)."""
+        if self.step is None or self.kind != STEP:
+            raise ValueError(f"{self} is not a block step")
+        return self.step
+
+    @property
+    def deepstack_number(self) -> int:
+        """The DeepStack merger of a "deepstack" name."""
+        if self.index is None or self.kind != DEEPSTACK:
+            raise ValueError(f"{self} is not a DeepStack merger")
+        return self.index
+
+    @property
     def top(self) -> "StageName":
         """The top-level stage: a step's block, else itself."""
-        return StageName.block(self.layer) if self.kind == STEP else self  # type: ignore[arg-type]
+        return StageName.block(self.block_number) if self.kind == STEP else self
 
     def at_step(self, step: str | None) -> "StageName":
         """This name's block at `step` (None: the block itself)."""
-        if not self.in_block:
-            raise ValueError(f"{self} is not in a block")
-        return StageName(STEP, self.layer, step) if step is not None else StageName.block(self.layer)  # type: ignore[arg-type]
+        layer = self.block_number
+        return StageName(STEP, layer, step) if step is not None else StageName.block(layer)
 
     def in_layer(self, layer: int) -> "StageName":
         """The same step of another block (`blocks.3.mlp` → `blocks.4.mlp`)."""
@@ -117,15 +137,15 @@ class StageName:
 
     def short_title(self, config: "VisionConfig | None" = None) -> str:
         """What a list row under its block says: a step's own title ("attention")."""
-        return STEP_TITLES[self.step] if self.kind == STEP else self.title(config)  # type: ignore[index]
+        return STEP_TITLES[self.step or ""] if self.kind == STEP else self.title(config)
 
     def title(self, config: "VisionConfig | None" = None) -> str:
         if self.kind == BLOCK:
             return f"block {self.layer}"
         if self.kind == STEP:
-            return f"block {self.layer} · {STEP_TITLES[self.step]}"  # type: ignore[index]
+            return f"block {self.layer} · {STEP_TITLES[self.step or '']}"
         if self.kind == DEEPSTACK:
-            tapped = "" if config is None else f" (block {config.deepstack_visual_indexes[self.index]})"  # type: ignore[index]
+            tapped = "" if config is None else f" (block {config.deepstack_visual_indexes[self.deepstack_number]})"
             return f"DeepStack merger {self.index}{tapped}"
         return FIXED_TITLES[self.kind]
 

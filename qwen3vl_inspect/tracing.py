@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -27,11 +27,11 @@ from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import merge_to_raster
+from qwen3vl_inspect.inputs.processor_config import check_fits
 from qwen3vl_inspect.model.encoder import VisionEncoder, VisionOutput
 from qwen3vl_inspect.model.stage_plan import PlannedStage, block_steps, stage_plan
 from qwen3vl_inspect.probe.numerics import NonFiniteReport, find_first_nonfinite
-from qwen3vl_inspect.probe.tensors import TensorInspector
-from qwen3vl_inspect.probe.tensors import TensorStats
+from qwen3vl_inspect.probe.tensors import TensorInspector, TensorStats
 from qwen3vl_inspect.stage import Stage, StageError
 from qwen3vl_inspect.stage_name import BLOCK_STEPS, StageName
 from qwen3vl_inspect.teaching import explain
@@ -82,6 +82,8 @@ class Trace:
     ) -> None:
         if keep not in KEEP_POLICIES:
             raise ValueError(f"keep={keep!r}; choose one of {KEEP_POLICIES}")
+        check_fits(encoder.config, inputs.patch_size, inputs.merge_size, inputs.temporal_patch_size,
+                   int(inputs.pixel_values.shape[-1]))
         self.encoder, self.inputs, self.keep = encoder, inputs, keep
         self.memory_budget, self.attention_budget = memory_budget, attention_budget
         self.config = encoder.config
@@ -90,6 +92,7 @@ class Trace:
         self.grid_thw = inputs.grid_thw.to(self.device)
         self.stages: list[Stage] = []
         self.failure: StageError | None = None
+        self.stop_in_debugger = True  # QWEN3VL_INSPECT_BREAK calls breakpoint(); the TUI turns this off (see breakpoints.py)
         self._tensors: dict[str, torch.Tensor] = {}
         self._deepstack: list[torch.Tensor] = []
         self.attention_store = AttentionStore(self._head_probabilities, self.config.num_heads, attention_budget)
@@ -169,12 +172,13 @@ class Trace:
         """Run one planned stage through the encoder's stage method its kind names."""
         name = planned.name
         if planned.kind == "block":
-            return self._block_stage(name.layer)
+            return self._block_stage(name.block_number)
         if planned.kind == "deepstack":
-            return self._deepstack_stage(name.index, self.config.deepstack_visual_indexes[name.index])
+            index = name.deepstack_number
+            return self._deepstack_stage(index, self.config.deepstack_visual_indexes[index])
         return getattr(self, f"_{planned.kind}_stage")()
 
-    def _record(self, name: StageName, kind: str, inputs: list[torch.Tensor | tuple[int, ...]],
+    def _record(self, name: StageName, kind: str, inputs: Sequence[torch.Tensor | tuple[int, ...]],
                 out: torch.Tensor, **numbers: Any) -> Stage:
         shapes = [t if isinstance(t, tuple) else _shape(t) for t in inputs]
         return Stage(
@@ -240,8 +244,8 @@ class Trace:
         tap_text = f" Its output also feeds DeepStack merger {taps.index(layer)}." if layer in taps else ""
         stage = self._record(StageName.block(layer), "block", [x], out, tap_text=tap_text)
         stage.substages = [
-            Stage(str(step), step.step, step.title(), [_shape(x)], _shape(out), _dtype(out),
-                  explain(step.step, **self._numbers(), layer=layer), layer=layer, module=step.module)
+            Stage(str(step), step.block_step, step.title(), [_shape(x)], _shape(out), _dtype(out),
+                  explain(step.block_step, **self._numbers(), layer=layer), layer=layer, module=step.module)
             for step in block_steps(layer)
         ]
         if self.keep == "all":  # the tensors are at hand: their stats cost no recomputation
@@ -260,7 +264,7 @@ class Trace:
         """The stats of a computed stage, computing a block step's on first request (see compute_step_stats)."""
         stage = self[name]
         if stage.stats is None and stage.kind in BLOCK_STEPS:
-            self.compute_step_stats(stage.layer)
+            self.compute_step_stats(StageName.parse(stage.name).block_number)
         return stage.stats
 
     def _block_parts(self, layer: int) -> dict[str, torch.Tensor]:
@@ -272,7 +276,7 @@ class Trace:
 
     def _run_block(self, layer: int, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run block `layer` through its own forward, reading the sub-stage tensors with hooks."""
-        block = self.encoder.blocks[layer]
+        block = self.encoder.block(layer)
         with _outputs_of(dict(norm1=block.norm1, attn=block.attn, norm2=block.norm2, mlp=block.mlp),
                          pre=dict(residual1=block.norm2)) as parts:
             out = self.encoder.run_block(layer, x, self._positions, self._rotary)
@@ -280,7 +284,7 @@ class Trace:
 
     def _deepstack_stage(self, index: int, layer: int) -> Stage:
         hidden = self._tensors[f"blocks.{layer + 1}.input"]
-        feature = self.encoder.deepstack_merge(layer, hidden)
+        feature = self.encoder.deepstack_feature(index, hidden)
         self._deepstack.append(feature)
         self._tensors[f"deepstack.{index}"] = feature
         stage = self._record(StageName.deepstack(index), "deepstack", [hidden], feature, index=index)
@@ -300,11 +304,11 @@ class Trace:
         self[name]  # raises KeyError if not computed
         parsed = StageName.parse(name)
         if parsed.kind == "block":
-            return self._tensors[f"blocks.{parsed.layer + 1}.input"]
+            return self._tensors[f"blocks.{parsed.block_number + 1}.input"]
         if str(parsed) in self._tensors:
             return self._tensors[str(parsed)]
         if parsed.kind == "step":
-            return self._block_parts(parsed.layer)[parsed.step]
+            return self._block_parts(parsed.block_number)[parsed.step or ""]
         raise KeyError(f"stage {str(name)!r} has no tensor")
 
     def block_input(self, layer: int) -> torch.Tensor:
@@ -347,7 +351,7 @@ class Trace:
     def _head_probabilities(self, layer: int, heads: list[int], segment: attention_maps.Segment) -> torch.Tensor:
         """(len(heads), n, n) float32, raster order, from block `layer`'s stored input (run up to it if needed)."""
         hidden = self.block_input(layer)
-        return attention_maps.layer_probabilities(self.encoder.blocks[layer], hidden, self._rotary, segment, heads,
+        return attention_maps.layer_probabilities(self.encoder.block(layer), hidden, self._rotary, segment, heads,
                                                   self.config.spatial_merge_size)
 
     def attention(self, layer: int, head: int | None = None, image: int = 0, frame: int = 0) -> torch.Tensor:
@@ -415,14 +419,16 @@ class Trace:
         path = ".".join(p for p in (bad.module, report.module_name) if p)
         return bad, path, report
 
-    def _stage_call(self, stage: Stage) -> tuple[nn.Module | None, tuple]:
+    def _stage_call(self, stage: Stage) -> tuple[nn.Module | None, tuple[Any, ...]]:
         """The module that computes a top-level stage, and its stored inputs."""
+        name = StageName.parse(stage.name)
         if stage.kind == "block":
-            layer = stage.layer
-            return self.encoder.blocks[layer], (self._tensors[f"blocks.{layer}.input"], self._positions.cu_seqlens, self._rotary)
+            layer = name.block_number
+            return self.encoder.block(layer), (self._tensors[f"blocks.{layer}.input"], self._positions.cu_seqlens, self._rotary)
         if stage.kind == "deepstack":
-            index = StageName.parse(stage.name).index
-            return self.encoder.deepstack_merger_list[index], (self._tensors[f"blocks.{stage.layer + 1}.input"],)
+            index = name.deepstack_number
+            tapped = self.config.deepstack_visual_indexes[index]
+            return self.encoder.deepstack_merger_list[index], (self._tensors[f"blocks.{tapped + 1}.input"],)
         if stage.kind == "merger":
             return self.encoder.merger, (self._tensors["blocks.last"],)
         if stage.kind == "patch_embed":

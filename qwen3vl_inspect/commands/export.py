@@ -18,7 +18,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from qwen3vl_inspect.commands.output_path import check_output, write_failed
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.formatting import safe_text
+from qwen3vl_inspect.memory_errors import ADVICE, guard
 
 EXPORT_DTYPES = ("float32", "float16")  # onnxruntime's CPU provider has no bfloat16 Gemm, so bf16 can't be verified
 # Allowed max abs error: ATOL + RTOL · max|reference| (fp32 should agree to ~1e-6 on these sizes).
@@ -32,7 +35,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                                                 "or --check an ONNX file for missing outputs")
     parser.add_argument("path", help="the .onnx file to write (or, with --check, to read)")
     parser.add_argument("--check", action="store_true", help="only check PATH: exit 4 if DeepStack/pooled outputs are missing")
-    parser.add_argument("--model", default="demo", help="checkpoint folder or preset (default demo)")
+    from qwen3vl_inspect.session import DEFAULT_MODEL, MODEL_HELP
+
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     parser.add_argument("--dtype", default="float32", choices=EXPORT_DTYPES)
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--no-intermediates", action="store_true",
@@ -46,30 +51,37 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         report = check_onnx(args.path)
         out.print(report)
         return report.exit_code
-    path = _output_path(args.path)
-    from qwen3vl_inspect.session import demo_image_path
+    path = check_output(args.path, (".onnx",), flag="export")
     from qwen3vl_inspect.inputs.image import load_image, preprocess
     from qwen3vl_inspect.model.encoder import VisionEncoder
+    from qwen3vl_inspect.session import demo_image_path
 
     _require_extra()
     inputs = preprocess([load_image(demo_image_path())])
-    with err.status(f"loading {args.model} …"):
+    with err.status(f"loading {safe_text(args.model)} …"), guard(f"loading the model {safe_text(args.model)}",
+                                                                 ADVICE["load"]):
         encoder = VisionEncoder.from_pretrained(args.model, dtype=getattr(torch, args.dtype), device="cpu")
     from qwen3vl_inspect.export.onnx_export import export_onnx
 
-    with err.status(f"exporting to {path} (opset {args.opset}) …"):
+    with err.status(f"exporting to {safe_text(path)} (opset {args.opset}) …"), \
+            guard("exporting to ONNX", ADVICE["load"]):
         started = time.perf_counter()
-        export_onnx(encoder, path, opset=args.opset, intermediates=not args.no_intermediates)
+        try:
+            export_onnx(encoder, path, opset=args.opset, intermediates=not args.no_intermediates)
+        except OSError as exc:
+            raise write_failed(path, exc, "the ONNX graph") from None
         seconds = time.perf_counter() - started
     data = path.with_name(path.name + ".data")  # weights over 2 GB go beside the file
     size = path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
-    out.print(f"wrote {path} ({size / 2**20:.1f} MiB) in {seconds:.1f} s · {encoder.config.source} · "
-              f"{encoder.weights_source}", markup=False, highlight=False)
+    out.print(f"wrote {safe_text(path)} ({size / 2**20:.1f} MiB) in {seconds:.1f} s · "
+              f"{safe_text(encoder.config.source)} · "
+              f"{safe_text(encoder.weights_source)}", markup=False, highlight=False)
     with err.status("verifying on the demo image …"):
         table, ok = verify(encoder, path, inputs, args.dtype)
     out.print(table)
     if not ok:
-        err.print(f"error: {path} differs from the encoder beyond the tolerance (see the table)", style="bold red",
+        err.print(f"error: {safe_text(path)} differs from the encoder beyond the tolerance (see the table)",
+                  style="bold red",
                   markup=False)
         return 1
     return 0
@@ -100,16 +112,6 @@ def verify(encoder, path: Path, inputs, dtype: str) -> tuple[Table, bool]:
         table.add_row(name, str(list(value.shape)), f"{scale:.3g}", f"{error:.2e}", f"{allowed:.1e}",
                       "ok" if error <= allowed else "[bold red]DIFFERS[/]")
     return table, ok
-
-
-def _output_path(text: str) -> Path:
-    """Refuse an output path before any work: its folder must exist and it must not be a folder itself."""
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file name such as {path / 'vision.onnx'}")
-    if not path.parent.is_dir():
-        raise InputError(f"{path}: folder {path.parent} does not exist; create it or write elsewhere")
-    return path
 
 
 def _require_extra() -> None:

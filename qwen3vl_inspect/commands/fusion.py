@@ -13,8 +13,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from qwen3vl_inspect.commands.common import image_path, run_trace
+from qwen3vl_inspect.commands.common import fail_code, image_path, run_trace
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.formatting import safe_text
+from qwen3vl_inspect.memory_errors import guard
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +32,12 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from qwen3vl_inspect.fusion import fuse_trace
 
     if args.decoder and not Path(args.model).expanduser().is_dir():
-        raise InputError(f"--decoder needs --model to be a checkpoint folder with the language model, not {args.model!r}")
+        raise InputError(f"--decoder needs --model to be a checkpoint folder with the language model, not "
+                         f"'{safe_text(args.model)}'")
     tr = run_trace(args, err)
     if tr.failure is not None:
-        return 1
-    with err.status("fusing …"):
+        return fail_code(tr)
+    with err.status("fusing …"), guard("fusing the image tokens into the text"):
         result = fuse_trace(tr, text=args.text, checkpoint=args.model)
         if args.decoder:
             from qwen3vl_inspect.fusion.decoder import measure_injections
@@ -45,6 +48,6 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
         data["image"] = str(image_path(args))
         out.print(json.dumps(data), markup=False, highlight=False, soft_wrap=True)  # compact: input_ids are long
     else:
-        out.print(f"{image_path(args).name} · {tr.encoder.weights_source}", markup=False, highlight=False)
+        out.print(safe_text(f"{image_path(args).name} · {tr.encoder.weights_source}"), markup=False, highlight=False)
         out.print(result)
     return 0

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qwen3vl_inspect.commands.common import load_encoder
+from qwen3vl_inspect.formatting import safe_text
 
 FIELDS = ("depth", "hidden_size", "num_heads", "head_dim", "intermediate_size", "hidden_act", "patch_size",
           "temporal_patch_size", "spatial_merge_size", "out_hidden_size", "num_position_embeddings",
@@ -18,10 +19,10 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from qwen3vl_inspect.probe import ModelArchitectureInspector
 
     encoder = load_encoder(args, err)
-    table = Table(title=f"Vision encoder: {encoder.config.source}")
+    table = Table(title=f"Vision encoder: {safe_text(encoder.config.source)}")
     table.add_column("field")
     table.add_column("value")
-    table.add_row("weights", encoder.weights_source)
+    table.add_row("weights", safe_text(encoder.weights_source))
     for name in FIELDS:
         table.add_row(name, str(getattr(encoder.config, name)))
     parameter = next(encoder.parameters())

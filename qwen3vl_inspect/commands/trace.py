@@ -7,8 +7,9 @@ import json
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from qwen3vl_inspect.commands.common import describe_run, image_path, run_trace
+from qwen3vl_inspect.commands.common import describe_run, fail_code, image_path, run_trace, stage_failure
 from qwen3vl_inspect.formatting import fmt_shape
 from qwen3vl_inspect.tracing import Stage, Trace
 
@@ -40,8 +41,8 @@ def note(stage: Stage, tr: Trace) -> str:
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
     tr = run_trace(args, err)
     if args.json:
-        out.print_json(json.dumps(tr.summary()))
-        return 0 if tr.failure is None else 1
+        out.print_json(json.dumps(tr.summary()), ensure_ascii=True)  # escaped: no user string reaches the terminal raw
+        return 0 if tr.failure is None else fail_code(tr)
     table = Table(title=describe_run(tr, image_path(args)), title_justify="left")
     for column in ("stage", "input", "output", "dtype", "ms"):
         table.add_column(column, justify="right" if column == "ms" else "left", no_wrap=True)
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
             table.add_row(name, _shapes(row.input_shapes), _shapes([row.output_shape]), row.dtype,
                           f"{row.seconds * 1000:.0f}" if row is stage else "", note(row, tr))
     if tr.failure is not None:
-        table.add_row(f"[bold red]{tr.failure.stage}[/]", "", "", "", "", f"[bold red]failed: {tr.failure.cause}[/]")
+        table.add_row(Text(tr.failure.stage, style="bold red"), "", "", "", "",
+                      Text(f"failed: {stage_failure(tr.failure)}", style="bold red"))
     out.print(table)
-    return 0 if tr.failure is None else 1
+    return 0 if tr.failure is None else fail_code(tr)

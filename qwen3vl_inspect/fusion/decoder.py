@@ -93,7 +93,7 @@ def _layer_weights(folder: Path, layers: int) -> dict[str, torch.Tensor]:
     for shard, keys in by_shard.items():
         with _open(folder / shard) as handle:
             for key in keys:
-                state[key[len(prefix):]] = handle.get_tensor(key)
+                state[key[len(prefix):]] = handle.get_tensor(key).clone()  # own memory, no file view
     if "norm.weight" not in state:
         raise InputError(f"{folder}: no {prefix}norm.weight; the language model is incomplete")
     return state

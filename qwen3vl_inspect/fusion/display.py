@@ -9,6 +9,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from qwen3vl_inspect.formatting import safe_text
+
 if TYPE_CHECKING:
     from qwen3vl_inspect.fusion.result import FusionResult, TokenRun
 
@@ -36,7 +38,7 @@ def token_sequence(result: "FusionResult") -> Text:
         if run.media is not None:
             text.append(f"{run.label}×{run.count}", style=STYLES[run.kind])
         else:
-            piece = run.label.replace("\n", "\\n")
+            piece = safe_text(run.label)  # the user's --text: newlines and escape codes shown, not obeyed
             text.append(piece, style=STYLES[run.kind] or "on grey15")
         text.append("·", style="dim")
     return text
@@ -63,8 +65,8 @@ def header(result: "FusionResult") -> Text:
                 f"{str(embeds.dtype).removeprefix('torch.')} · grid_thw {result.grid_thw.tolist()} "
                 f"({', '.join(result.media)})\n")
     text.append("text embeddings: ")
-    text.append(result.embeddings_source, style="bold red" if result.random_embeddings else "green")
-    text.append(f"\ntokenizer: {result.tokenizer_source}\ntext model: {result.text_side.source}")
+    text.append(safe_text(result.embeddings_source), style="bold red" if result.random_embeddings else "green")
+    text.append(f"\ntokenizer: {safe_text(result.tokenizer_source)}\ntext model: {safe_text(result.text_side.source)}")
     return text
 
 

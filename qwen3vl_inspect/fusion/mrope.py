@@ -111,7 +111,12 @@ class MRopeLayout:
 
 def mrope_layout(head_dim: int = 128, mrope_section: Sequence[int] = (24, 20, 20), rope_theta: float = 5_000_000.0,
                  interleaved: bool = True) -> MRopeLayout:
-    """transformers' `Qwen3VLTextRotaryEmbedding` split: interleaved THWTHW… up to 3·section[h|w], then t."""
+    """transformers' `Qwen3VLTextRotaryEmbedding` split: interleaved THWTHW… up to 3·section[h|w], then t.
+
+    transformers writes axis h at slots 1, 4, 7, … below 3·section[1] (w at 2, 5, 8, …) with a slice,
+    and a slice stops at the end: a section whose interleave overruns head_dim/2 (head_dim 16,
+    section [2, 3, 3] reaches slot 8 of 0…7) is clipped there, not an error. Same here.
+    """
     half = head_dim // 2
     section = tuple(int(s) for s in mrope_section)
     if len(section) != 3 or sum(section) != half:
@@ -119,7 +124,7 @@ def mrope_layout(head_dim: int = 128, mrope_section: Sequence[int] = (24, 20, 20
     if interleaved:
         axis = ["t"] * half
         for index, name in ((1, "h"), (2, "w")):
-            for j in range(index, 3 * section[index], 3):
+            for j in range(index, min(3 * section[index], half), 3):  # clipped like transformers' slice
                 axis[j] = name
     else:
         axis = ["t"] * section[0] + ["h"] * section[1] + ["w"] * section[2]

@@ -86,12 +86,23 @@ def _from_folder(folder: Path) -> TextSide:
         raise InputError(f"{folder}: no config.json in this folder; download the complete model folder")
     data = read_config_json(path)
     model_type = data.get("model_type")
-    if model_type in VISION_MODEL_TYPES:  # a vision-only save: no text side at all
-        return replace(_vision_fields(TextSide(hidden_size=None, num_hidden_layers=None), data),
-                       source=f"{path} (vision only: Qwen3-VL text defaults)")
-    if model_type not in FULL_MODEL_TYPES or not isinstance(data.get("text_config"), dict):
+    if model_type not in VISION_MODEL_TYPES and (
+            model_type not in FULL_MODEL_TYPES or not isinstance(data.get("text_config"), dict)):
         raise InputError(f"{path}: model_type {model_type!r} is not a full Qwen3-VL config (no 'text_config'); "
                          "point at a Qwen3-VL checkpoint folder")
+    try:
+        if model_type in VISION_MODEL_TYPES:  # a vision-only save: no text side at all
+            return replace(_vision_fields(TextSide(hidden_size=None, num_hidden_layers=None), data),
+                           source=f"{path} (vision only: Qwen3-VL text defaults)")
+        return _full_config_side(path, data)
+    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
+        problem = f"missing key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise InputError(f"{path}: not a valid Qwen3-VL text/vision config for fusion ({problem}); fix or "
+                         "re-download config.json") from None
+
+
+def _full_config_side(path: Path, data: dict[str, Any]) -> TextSide:
+    """The text side of a full config; a missing or mistyped value raises and is named by the caller."""
     text = data["text_config"]
     rope = text.get("rope_parameters") or text.get("rope_scaling") or {}
     side = TextSide(

@@ -9,9 +9,10 @@ defensively, because a bad file is the most common user mistake and deserves a o
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Union
 
@@ -20,6 +21,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from qwen3vl_inspect.errors import ImageError, InputError
+from qwen3vl_inspect.config import VisionConfig
+from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
 from qwen3vl_inspect.inputs.preprocess import (
     patchify,
     rescale_and_normalize,
@@ -30,6 +33,7 @@ from qwen3vl_inspect.inputs.preprocess import (
 
 __all__ = [
     "ALLOWED_FORMATS",
+    "AnimatedImageWarning",
     "VisionInputs",
     "load_image",
     "patchify",
@@ -43,28 +47,68 @@ __all__ = [
 # Real raster formats only: Pillow would otherwise try every plugin it has (EPS via Ghostscript,
 # loosely detected formats such as TGA that can "open" random bytes). JPEG covers MPO (the
 # multi-picture JPEGs many cameras write): Pillow's JPEG opener returns those itself.
-ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO")
+BASE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM", "ICO", "PSD")
+# Formats whose decoder is an optional library Pillow may have been built without: format -> PIL.features name.
+OPTIONAL_FORMATS = {"AVIF": "avif", "JPEG2000": "jpg_2000"}
+
+
+def _readable_formats() -> tuple[str, ...]:
+    """The allowlist this Pillow can actually decode (AVIF and JPEG 2000 only when their codecs are built in)."""
+    from PIL import features
+
+    Image.init()
+    optional = [name for name, feature in OPTIONAL_FORMATS.items() if name in Image.OPEN and features.check(feature)]
+    return BASE_FORMATS + tuple(optional)
+
+
+ALLOWED_FORMATS = _readable_formats()
+_AVIF_BRANDS = (b"ftypavif", b"ftypavis")  # bytes 4..12 of an AVIF file (ISO BMFF brand)
+# Schemes people paste instead of a path; Path() folds "https://x" into "https:/x", so match one slash.
+_URL_PREFIXES = ("http:/", "https:/", "ftp:/", "s3:/", "gs:/", "hf:/")
 
 # Leading bytes of the allowed formats: a file that starts like one but can't be identified is
 # damaged, not "not an image", and the advice differs.
 _MAGIC = {
     b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP",
-    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP",
+    b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"RIFF": "WEBP", b"8BPS": "PSD",
+    b"\x00\x00\x00\x0cjP  ": "JPEG2000", b"\xffO\xffQ": "JPEG2000",
 }
 
 ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
 
-DEFAULT_MIN_PIXELS = 65536  # Qwen3-VL preprocessor_config: size.shortest_edge
-DEFAULT_MAX_PIXELS = 16777216  # size.longest_edge
 
 
 def _fail(path: Path, problem: str, advice: str) -> ImageError:
     return ImageError(f"{path}: {problem}; {advice}")
 
 
+class AnimatedImageWarning(UserWarning):
+    """An animated file was given where one picture is expected: only frame 0 is used."""
+
+
+def _looks_like_url(text: str) -> bool:
+    return text.lower().startswith(_URL_PREFIXES)
+
+
+def _url_refusal(text: str) -> ImageError:
+    shown = re.sub(r"^([A-Za-z][\w+.-]*):/(?!/)", r"\1://", text)  # undo Path()'s "https:/" folding
+    return ImageError(f"{shown}: URLs are not supported; download the image and pass the file path")
+
+
+def _missing_codec(head: bytes) -> str | None:
+    """The name of an optional format whose codec this Pillow lacks, when `head` starts like one."""
+    if head[4:12] in _AVIF_BRANDS and "AVIF" not in ALLOWED_FORMATS:
+        return "AVIF"
+    if (head.startswith(b"\x00\x00\x00\x0cjP  ") or head.startswith(b"\xffO\xffQ")) and "JPEG2000" not in ALLOWED_FORMATS:
+        return "JPEG2000"
+    return None
+
+
 def _decode(path: Path) -> Image.Image:
     """Open and fully decode frame 0, turning every way that can fail into one ImageError."""
     if not path.exists():
+        if _looks_like_url(str(path)):
+            raise _url_refusal(str(path))
         raise _fail(path, "file not found", "check the path")
     if path.is_dir():
         raise _fail(path, "is a directory, not an image file", "pass the path of an image file")
@@ -90,9 +134,16 @@ def _decode(path: Path) -> Image.Image:
         except UnidentifiedImageError:
             with path.open("rb") as fh:
                 head = fh.read(12)
+            codec = _missing_codec(head)
+            if codec:
+                raise _fail(path, f"{_article(codec)} {codec} file, but this Pillow was built without {codec} support",
+                            "convert it to PNG or JPEG, or install a Pillow with that codec") from None
+            if head[4:12] in _AVIF_BRANDS:
+                raise _fail(path, "looks like an AVIF but its header is damaged or truncated",
+                            "re-save or re-download it") from None
             for magic, name in _MAGIC.items():
                 if head.startswith(magic) and (name != "WEBP" or head[8:12] == b"WEBP"):
-                    raise _fail(path, f"looks like a {name} but its header is damaged or truncated",
+                    raise _fail(path, f"looks like {_article(name)} {name} but its header is damaged or truncated",
                                 "re-save or re-download it") from None
             raise _fail(path, f"not an image Pillow can read (allowed: {allowed})",
                         "convert it to PNG or JPEG") from None
@@ -102,6 +153,11 @@ def _decode(path: Path) -> Image.Image:
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if "truncated" in detail.lower() or isinstance(exc, EOFError):
                 raise _fail(path, f"truncated image data ({detail})", "re-save or re-download it") from None
+            raise _fail(path, f"cannot decode image data ({detail})", "re-save or re-download it") from None
+        except MemoryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise IndexError, struct.error, … on damaged data
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
             raise _fail(path, f"cannot decode image data ({detail})", "re-save or re-download it") from None
     return image
 
@@ -128,11 +184,17 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
     EXIF orientation is applied (phones store portrait photos sideways plus a tag; the model
     should see them as people do). Animated files give frame 0; `info["n_frames"]` says how many
-    there were, `info["format"]` and `info["original_mode"]` what the file held.
+    there were (and an `AnimatedImageWarning` says so), `info["format"]` and `info["original_mode"]`
+    what the file held. A URL is refused with its own message: nothing is ever downloaded.
     """
+    if _looks_like_url(os.fspath(path)) and not Path(path).exists():
+        raise _url_refusal(os.fspath(path))
     path = Path(path)
     image = _decode(path)
     n_frames, file_format = image.info.pop("n_frames"), image.info.pop("format")
+    if n_frames > 1:
+        warnings.warn(f"{path}: animated {file_format} with {n_frames} frames; using frame 0 only",
+                      AnimatedImageWarning, stacklevel=2)
     try:
         image = ImageOps.exif_transpose(image)
     except Exception as exc:  # a corrupt EXIF block must not make a readable image unusable
@@ -203,24 +265,38 @@ class VisionInputs:
 
 def preprocess(
     images_or_frames: ImageLike | Sequence[ImageLike | Sequence[ImageLike]],
+    config: VisionConfig | ProcessorConfig | None = None,
+    *,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
-    *,
-    patch_size: int = 16,
-    merge_size: int = 2,
-    temporal_patch_size: int = 2,
-    image_mean: Sequence[float] = (0.5, 0.5, 0.5),
-    image_std: Sequence[float] = (0.5, 0.5, 0.5),
+    patch_size: int | None = None,
+    merge_size: int | None = None,
+    temporal_patch_size: int | None = None,
+    image_mean: Sequence[float] | None = None,
+    image_std: Sequence[float] | None = None,
 ) -> VisionInputs:
     """Turn one image, several images, or videos into packed encoder inputs.
+
+    `config` says how to cut them: an encoder's `VisionConfig` (its patch, merge and temporal
+    sizes), a `ProcessorConfig` (e.g. read from a checkpoint's preprocessor_config.json), or None
+    for Qwen3-VL's defaults; keyword arguments override single values.
 
     A list packs several inputs into one sequence (the encoder keeps them apart with
     `cu_seqlens`); an element that is itself a list/tuple is a video's frames. Videos are padded
     to a multiple of `temporal_patch_size` frames by repeating the last frame, and all frames take
     the size `smart_resize` gives the first one, as transformers' video processor does.
     """
-    min_pixels = DEFAULT_MIN_PIXELS if min_pixels is None else int(min_pixels)
-    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    settings = _processor_settings(config, min_pixels, max_pixels, patch_size, merge_size, temporal_patch_size,
+                                   image_mean, image_std)
+    if min_pixels is None and max_pixels is not None and 1 <= settings.max_pixels < settings.min_pixels:
+        raise InputError(
+            f"max_pixels={settings.max_pixels} is below the default min_pixels={settings.min_pixels}; "
+            f"raise max_pixels to at least {settings.min_pixels}, or also pass min_pixels (--min-pixels) "
+            f"no larger than {settings.max_pixels}"
+        )
+    min_pixels, max_pixels = settings.min_pixels, settings.max_pixels
+    patch_size, merge_size, temporal_patch_size = settings.patch_size, settings.merge_size, settings.temporal_patch_size
+    image_mean, image_std = settings.image_mean, settings.image_std
     factor = patch_size * merge_size
     items = list(images_or_frames) if isinstance(images_or_frames, (list, tuple)) else [images_or_frames]
     if not items:
@@ -266,3 +342,39 @@ def preprocess(
         image_mean=tuple(float(v) for v in image_mean),
         image_std=tuple(float(v) for v in image_std),
     )
+
+
+def _processor_settings(
+    config: VisionConfig | ProcessorConfig | None,
+    min_pixels: int | None,
+    max_pixels: int | None,
+    patch_size: int | None,
+    merge_size: int | None,
+    temporal_patch_size: int | None,
+    image_mean: Sequence[float] | None,
+    image_std: Sequence[float] | None,
+) -> ProcessorConfig:
+    """`config` as a ProcessorConfig, with the keyword arguments that were given put over it."""
+    if config is None:
+        base = ProcessorConfig()
+    elif isinstance(config, ProcessorConfig):
+        base = config
+    elif isinstance(config, VisionConfig):
+        base = ProcessorConfig.for_encoder(config)
+    else:
+        raise TypeError(f"preprocess(images, config): config must be a VisionConfig or ProcessorConfig, not "
+                        f"{type(config).__name__}; pass pixel bounds as min_pixels=/max_pixels=")
+    base = replace(
+        base,
+        patch_size=base.patch_size if patch_size is None else patch_size,
+        merge_size=base.merge_size if merge_size is None else merge_size,
+        temporal_patch_size=base.temporal_patch_size if temporal_patch_size is None else temporal_patch_size,
+        image_mean=base.image_mean if image_mean is None else tuple(float(v) for v in image_mean),
+        image_std=base.image_std if image_std is None else tuple(float(v) for v in image_std),
+    )
+    return base.with_pixels(min_pixels, max_pixels)
+
+
+def _article(name: str) -> str:
+    """ "an AVIF", "a PNG": by the sound of the first letter of the format's name."""
+    return "an" if name[:1].upper() in "AEFHILMNORSX" else "a"

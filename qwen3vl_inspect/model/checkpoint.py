@@ -2,8 +2,14 @@
 
 A full Qwen3-VL checkpoint is mostly language model (an 8B model carries a ~0.6B vision tower), so
 only shard headers are parsed up front, every name and shape is checked before any data is read,
-and only shards that hold vision tensors are opened. `safe_open` memory-maps a shard; tensors are
-views into that mapping, so nothing outside the vision tensors is ever paged in.
+and only shards that hold vision tensors are opened. `safe_open` validates each shard's header; the
+vision tensors are then read with plain file reads into memory they own, so nothing outside them
+is ever read, and a shard overwritten or truncated later (a re-download while the TUI is open)
+cannot kill the process with SIGBUS the way a zero-copy view of a memory-mapped file would.
+
+Quantized or integer tensors (I8, F8_E4M3, BOOL, GPTQ's I32 `qweight`…) and a `quantization_config`
+in config.json are refused: casting quantized codes to float gives a tower of garbage that still runs.
+A checkpoint that mixes float dtypes (bf16 weights, fp32 norms) loads in one dtype.
 
 Only safetensors is accepted: `.bin`/`.pt` files are pickles, and unpickling can run arbitrary code.
 Every failure is a one-line `CheckpointError` naming the file and what to do.
@@ -12,10 +18,12 @@ Every failure is a one-line `CheckpointError` naming the file and what to do.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import struct
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import Any, BinaryIO
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 
@@ -34,6 +42,10 @@ IGNORED_NAMES = ("rotary_pos_emb.inv_freq",)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
 MAX_LISTED = 10
+# safetensors dtypes that hold real float weights; anything else in a vision tower is quantized codes or flags.
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+# config.json keys that mark a quantized export (transformers' quantizers, compressed-tensors).
+QUANTIZATION_KEYS = ("quantization_config", "compression_config")
 DTYPE_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2, "U16": 2}
 
 Shape = tuple[int, ...]
@@ -49,27 +61,65 @@ def load_vision_state_dict(
 
     Returns bare names (`blocks.0.attn.qkv.weight`). Anything missing, extra or misshapen raises before
     a byte of weights is read: a tower that silently keeps random weights is worse than no tower.
-    With no cast and no device move the tensors are copy-on-write views of the file (zero copy; keep
-    the file unchanged while they live). A cast or move goes tensor by tensor, so peak memory stays
-    near the size of the result.
+    Every tensor is read into its own memory (never a view of a file mapping) and cast one at a time,
+    so peak memory stays near the size of the result. dtype=None keeps the
+    checkpoint's dtype; a checkpoint that mixes float dtypes takes the one most weights are stored in.
     """
     want = {name: _shape_of(value) for name, value in expected.items()}
     folder, prefix, plan = _plan(folder)
     found = {name: shape for entries in plan.values() for name, (shape, _dtype) in entries.items()}
     _check_names(folder, prefix, want, found)
     target = torch.device(device) if device is not None else torch.device("cpu")
+    dtype = dtype or _majority_dtype(plan, want)
     out: dict[str, torch.Tensor] = {}
     for shard, entries in plan.items():
         names = [n for n in entries if n in want]
-        copying = target.type != "cpu" or (dtype is not None and any(_torch_dtype(entries[n][1]) != dtype for n in names))
-        # Copying reopens the shard per tensor: closing the handle unmaps the source pages just copied,
-        # so peak memory is the result plus one source tensor rather than result plus all sources.
-        for batch in ([n] for n in names) if copying else [names]:
-            with _open(folder / shard) as handle:
-                for name in batch:
-                    tensor = handle.get_tensor(prefix + name)
-                    out[name] = tensor.to(device=target, dtype=dtype or tensor.dtype, copy=True) if copying else tensor
+        for name, tensor in _read_tensors(folder / shard, prefix, names, entries):
+            out[name] = tensor.to(device=target, dtype=dtype)  # same dtype and device: no second copy
     return {name: out[name] for name in want}
+
+
+def _read_tensors(
+    path: Path, prefix: str, names: list[str], entries: Mapping[str, tuple[Shape, str]]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Each tensor read with plain file reads into memory it owns: no mapping of the file exists.
+
+    `_plan` has already had safetensors validate this header. A shard that shrinks while it is read
+    gives a short read, answered with a CheckpointError instead of the SIGBUS a mapping would give.
+    """
+    with path.open("rb", buffering=0) as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(length))
+        for name in names:
+            shape, dtype = entries[name]
+            start, end = header[prefix + name]["data_offsets"]
+            raw = torch.empty(end - start, dtype=torch.uint8)  # (bytes,)
+            handle.seek(8 + length + start)
+            _read_exactly(handle, raw.numpy(), path, prefix + name)
+            yield name, raw.view(_TORCH_DTYPES[dtype]).reshape(shape)  # (bytes,) -> shape, little-endian as stored
+
+
+def _read_exactly(handle: BinaryIO, buffer: np.ndarray, path: Path, key: str) -> None:
+    view, done = memoryview(buffer), 0
+    while done < len(view):
+        got = handle.readinto(view[done:])
+        if not got:
+            raise CheckpointError(
+                f"{path}: the file ends inside tensor {key!r} (it changed or was truncated while loading); re-download it"
+            )
+        done += got
+
+
+def _majority_dtype(plan: Mapping[str, Mapping[str, tuple[Shape, str]]], want: Mapping[str, Shape]) -> torch.dtype:
+    """The float dtype holding the most weight elements: bf16 weights with a few fp32 norms load as bf16,
+    as transformers' dtype="auto" would, instead of a mixed module that fails in forward."""
+    counts: dict[str, int] = {}
+    for entries in plan.values():
+        for name, (shape, dt) in entries.items():
+            if name in want:
+                counts[dt] = counts.get(dt, 0) + _numel(shape)
+    best = max(sorted(counts), key=lambda dt: counts[dt]) if counts else "F32"
+    return _TORCH_DTYPES[best]
 
 
 def describe_checkpoint(folder: str | Path) -> dict[str, Any]:
@@ -91,6 +141,7 @@ def describe_checkpoint(folder: str | Path) -> dict[str, Any]:
 def _plan(folder: str | Path) -> tuple[Path, str, dict[str, dict[str, tuple[Shape, str]]]]:
     """Find the vision tensors: (folder, prefix, shard -> bare name -> (shape, safetensors dtype))."""
     folder = _check_folder(folder)
+    _refuse_quantization_config(folder)
     weight_map = _weight_map(folder)
     prefix = _detect_prefix(folder, weight_map)
     by_shard: dict[str, list[str]] = {}
@@ -109,8 +160,31 @@ def _plan(folder: str | Path) -> tuple[Path, str, dict[str, dict[str, tuple[Shap
                         "the index and shards are from different downloads, re-download the checkpoint"
                     )
                 info = handle.get_slice(key)
-                plan.setdefault(shard, {})[key[len(prefix) :]] = (tuple(info.get_shape()), info.get_dtype())
+                dtype = info.get_dtype()
+                if dtype not in FLOAT_DTYPES:
+                    raise CheckpointError(
+                        f"{path}: tensor {key!r} is stored as {dtype}, not a float type; quantized or integer "
+                        f"weights are not supported (only {'/'.join(FLOAT_DTYPES)}): use the unquantized checkpoint"
+                    )
+                plan.setdefault(shard, {})[key[len(prefix) :]] = (tuple(info.get_shape()), dtype)
     return folder, prefix, plan
+
+
+def _refuse_quantization_config(folder: Path) -> None:
+    """A quantized export can store float-looking tensors (scales, packed codes) that would load as garbage."""
+    from qwen3vl_inspect.config import read_config_json
+
+    path = folder / "config.json"
+    data = read_config_json(path)
+    sections = [data] + [data[k] for k in ("vision_config", "text_config") if isinstance(data.get(k), dict)]
+    for section in sections:
+        for key in QUANTIZATION_KEYS:
+            if section.get(key):
+                method = section[key].get("quant_method", "?") if isinstance(section[key], dict) else section[key]
+                raise CheckpointError(
+                    f"{path}: has {key!r} (quant_method {method!r}); quantized checkpoints are not supported, "
+                    "use the unquantized (bf16/fp32) checkpoint"
+                )
 
 
 def _check_folder(folder: str | Path) -> Path:
@@ -247,7 +321,3 @@ def _numel(shape: Shape) -> int:
 
 
 _TORCH_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
-
-
-def _torch_dtype(name: str) -> torch.dtype | None:
-    return _TORCH_DTYPES.get(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -63,7 +64,8 @@ class VisionEncoder(nn.Module):
         """Load a local Hugging Face checkpoint folder (safetensors), a preset whose weights ship with the
         package ("demo"), or build a preset with seeded random weights.
 
-        dtype=None keeps a checkpoint folder's dtype (float32 for presets).
+        dtype=None keeps a checkpoint folder's dtype (the one most weights use when it mixes float dtypes;
+        float32 for presets).
         """
         name = str(path_or_preset)
         folder = checkpoint_folder(name)
@@ -116,8 +118,8 @@ class VisionEncoder(nn.Module):
         """'sdpa' (fast) or 'explicit' (float32 softmax, probabilities visible at `blocks.i.attn.probs`)."""
         if name not in ATTENTION_IMPLEMENTATIONS:
             raise ValueError(f"attention implementation {name!r}; choose {' or '.join(ATTENTION_IMPLEMENTATIONS)}")
-        for block in self.blocks:
-            block.attn.implementation = name
+        for index in range(len(self.blocks)):
+            self.block(index).attn.implementation = name
         self.attn_implementation = name
 
     def extra_repr(self) -> str:
@@ -150,13 +152,21 @@ class VisionEncoder(nn.Module):
         positions: PatchPositions,
         rotary: tuple[torch.Tensor, torch.Tensor],
     ) -> torch.Tensor:
-        return self.blocks[index](hidden, positions.cu_seqlens, rotary)
+        return self.block(index)(hidden, positions.cu_seqlens, rotary)
+
+    def block(self, index: int) -> Block:
+        """Block `index`, typed (nn.ModuleList indexing gives a plain Module)."""
+        return cast(Block, self.blocks[index])
 
     def deepstack_merge(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
         """If block `layer` is a DeepStack tap, its merged features [N/4, out_hidden]; else None."""
         if layer not in self.config.deepstack_visual_indexes:
             return None
-        return self.deepstack_merger_list[self.config.deepstack_visual_indexes.index(layer)](hidden)
+        return self.deepstack_feature(self.config.deepstack_visual_indexes.index(layer), hidden)
+
+    def deepstack_feature(self, index: int, hidden: torch.Tensor) -> torch.Tensor:
+        """DeepStack merger `index` applied to the hidden state of the block it taps: [N/4, out_hidden]."""
+        return self.deepstack_merger_list[index](hidden)
 
     def merge(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.merger(hidden)

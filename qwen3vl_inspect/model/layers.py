@@ -113,7 +113,8 @@ class Attention(nn.Module):
         q, k, v = self.project_qkv(x, rotary)
         lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
         outputs = []
-        for q_seg, k_seg, v_seg in zip(q.split(lengths, 1), k.split(lengths, 1), v.split(lengths, 1)):
+        segments = zip(torch.split(q, lengths, 1), torch.split(k, lengths, 1), torch.split(v, lengths, 1))
+        for q_seg, k_seg, v_seg in segments:
             if self.implementation == "explicit":
                 probs = self.probs(self.probabilities(q_seg, k_seg))
                 out = torch.matmul(probs.to(v_seg.dtype), v_seg)  # (heads, n, hd)

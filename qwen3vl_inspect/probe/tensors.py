@@ -120,7 +120,8 @@ class TensorStats:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="dim")
         table.add_column()
-        table.add_row("percentiles", "  ".join(f"p{q} {fmt_float(v)}" for q, v in self.percentiles.items()))
+        if self.percentiles is not None:
+            table.add_row("percentiles", "  ".join(f"p{q} {fmt_float(v)}" for q, v in self.percentiles.items()))
         if self.zero_fraction is not None:
             table.add_row("zeros", f"{self.zero_fraction:.2%}")
         if self.histogram is not None:

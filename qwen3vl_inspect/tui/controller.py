@@ -21,9 +21,11 @@ from qwen3vl_inspect.config import checkpoint_folder, weights_label
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.session import load_encoder
 from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
-from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect import breakpoints, stage_overlays
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.stage_name import StageName
+from qwen3vl_inspect.tui.failure import Failure
+from qwen3vl_inspect.tui.run_state import Next, RunControl
 from qwen3vl_inspect.tui.stages import FUSION, planned_title
 
 if TYPE_CHECKING:
@@ -53,11 +55,18 @@ class Inspector:
         self.encoder: VisionEncoder | None = None
         self.trace: Trace | None = None
         self.weights = weights_label(model)  # exact source once built
-        self.activity = "starting"
-        self.step_mode = step
-        self.pause_requested = False
-        self.paused_at: str | None = None
-        self.breakpoints: set[str] = set()
+        self.run = RunControl(step_mode=step)  # the run's state; changed only on the UI thread
+        # QWEN3VL_INSPECT_BREAK becomes the TUI's own breakpoints: breakpoint() in a worker thread would hang the app
+        names = stage_names_for(config)
+        patterns = breakpoints.break_patterns()
+        self.breakpoints: set[str] = set(breakpoints.top_level_matches(patterns, names))
+        self.break_note: str | None = None  # one line for the user about the variable, shown once the UI is up
+        if patterns:
+            unmatched = breakpoints.unmatched_warning(names)
+            set_on = ", ".join(name for name in names if name in self.breakpoints)
+            self.break_note = (unmatched + (f"; pausing at {set_on}" if set_on else "") if unmatched else
+                               f"{breakpoints.ENV_VAR}: the run pauses after {set_on} (TUI breakpoints, b toggles; "
+                               f"the debugger is not called here)")
         self.nonfinite: tuple[str, str, str] | None = None
         _, self.grid_h, self.grid_w = (int(v) for v in inputs.grid_thw[0].tolist())
         # what the user is looking at
@@ -74,7 +83,7 @@ class Inspector:
         # the fusion view: the finished Trace's output in the language model's input, for the prompt `text`
         self.text = DEFAULT_TEXT if text is None else text
         self.fusion: FusionResult | None = None
-        self.fusion_error: str | None = None
+        self.fusion_failure: Failure | None = None
         self.fusion_started = False
         self.merge = config.spatial_merge_size
         self.token = (self.grid_h // self.merge // 2, self.grid_w // self.merge // 2)  # merged-grid (row, col)
@@ -107,14 +116,21 @@ class Inspector:
     @property
     def finished(self) -> bool:
         """The encoder is done and its output fused (or the fusion failed): nothing left to compute."""
-        return self.done and (self.fusion is not None or self.fusion_error is not None)
+        return self.done and (self.fusion is not None or self.fusion_failure is not None)
 
     @property
     def failure(self) -> StageError | None:
         return None if self.trace is None else self.trace.failure
 
     def load(self, report: Callable[[str], None]) -> Trace:
-        """Build or load the encoder and make the (lazy) Trace; `report` gets one line per step."""
+        """`build` and `attach` in one call, for scripts and tests that drive the controller directly."""
+        encoder, traced = self.build(report)
+        self.attach(encoder, traced)
+        return traced
+
+    def build(self, report: Callable[[str], None]) -> tuple[VisionEncoder, Trace]:
+        """Build or load the encoder and make the (lazy) Trace; `report` gets one line per step.
+        Runs in a worker thread and changes nothing here: the screen `attach`es the result."""
         source = checkpoint_folder(self.model)
         if source is not None:
             from qwen3vl_inspect.model.checkpoint import describe_checkpoint
@@ -127,17 +143,32 @@ class Inspector:
         encoder = load_encoder(self.model, self.dtype, self.device)
         report("preparing the trace")
         traced = trace(encoder, self.inputs)
+        traced.stop_in_debugger = False  # the breakpoints above pause the run instead
+        return encoder, traced
+
+    def attach(self, encoder: VisionEncoder, traced: Trace) -> Next:
+        """The model is ready (UI thread): returns whether to run on now or wait for space."""
         with self.lock:
             self.encoder, self.trace, self.weights = encoder, traced, encoder.weights_source
-        return traced
+        return self.run.loaded()
 
     def fuse(self) -> "FusionResult":
-        """The finished Trace's output placed in the language model's input; call from a worker thread."""
+        """`fusion_of_run` and `fused` in one call, for scripts and tests."""
+        result = self.fusion_of_run()
+        self.fused(result)
+        return result
+
+    def fusion_of_run(self) -> "FusionResult":
+        """The finished Trace's output placed in the language model's input; runs in a worker thread."""
         from qwen3vl_inspect.fusion import fuse_trace
 
         with self.lock:
-            self.fusion = fuse_trace(self.trace, text=self.text)
-        return self.fusion
+            return fuse_trace(self.trace, text=self.text)
+
+    def fused(self, result: "FusionResult | None", failure: Failure | None = None) -> None:
+        """The fusion view's result or why there is none (UI thread)."""
+        self.fusion, self.fusion_failure = result, failure
+        self.run.fusion_finished(len(self.names), failure)
 
     def compare_against(self) -> "Comparison":
         """Run `--against B` on the same inputs and compare it with this encoder; call from a worker thread."""
@@ -179,9 +210,35 @@ class Inspector:
                 return None
             first = None
             if self.nonfinite is None and stage.nonfinite:  # top-level stats are eager; steps' are lazy
-                self.nonfinite = first = self._locate()
+                first = self._locate()
         pause = stage.name if stage.name in self.breakpoints else None
         return StepResult(stage, pause, first)
+
+    def stage_computed(self, name: str, first_nonfinite: tuple[str, str, str] | None) -> None:
+        """A worker finished stage `name` (UI thread): remember the run's first NaN/Inf, follow in step mode."""
+        if self.nonfinite is None and first_nonfinite is not None:
+            self.nonfinite = first_nonfinite
+        self.run.stage_computed()
+        if self.run.step_mode:
+            self.select(name)
+
+    def paused(self, reason: str, at: str | None) -> None:
+        self.run.paused(reason, at)
+        if reason == "breakpoint" and at is not None:
+            self.select(at)
+
+    def encoder_finished(self) -> Next:
+        """The engine worker has nothing left (UI thread): start the fusion once."""
+        if not self.done:
+            return Next.NOTHING
+        started, self.fusion_started = self.fusion_started, True
+        return self.run.encoder_finished(started)
+
+    def request_step(self, engine_busy: bool) -> Next:
+        return self.run.request_step(self.trace is not None, engine_busy, self.done or self.failure is not None)
+
+    def request_continue(self, engine_busy: bool) -> Next:
+        return self.run.request_continue(self.trace is not None, engine_busy, self.done or self.failure is not None)
 
     def _locate(self) -> tuple[str, str, str]:
         found = self.trace.locate_nonfinite()
@@ -195,7 +252,7 @@ class Inspector:
         if self.trace is None:
             return PENDING
         if name == FUSION:
-            return DONE if self.fusion is not None else FAILED if self.fusion_error is not None else PENDING
+            return DONE if self.fusion is not None else FAILED if self.fusion_failure is not None else PENDING
         failure = self.trace.failure
         if failure is not None and str(StageName.parse(name).top) == failure.stage:
             return FAILED

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from qwen3vl_inspect import stage_overlays
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def save_png(inspector: "Inspector", spec: ViewSpec, shown: Overlay | None) -> P
 
     path = free_path(inspector.out_dir, png_name(inspector, spec), ".png")
     what = shown.what if shown is not None else "not computed"
-    title = f"{inspector.image_path.name} · {inspector.title(spec.stage)}: {what}\n{inspector.weights}"
+    title = f"{safe_text(inspector.image_path.name)} · {inspector.title(spec.stage)}: {what}\n{safe_text(inspector.weights)}"
     if shown is not None and spec.kind == stage_overlays.FUSION:
         title += "\n" + "\n".join(shown.notes)
     if shown is not None and shown.values is not None:

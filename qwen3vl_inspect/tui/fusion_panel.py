@@ -14,7 +14,7 @@ from rich.text import Text
 
 from qwen3vl_inspect.fusion import FusionResult, TokenInfo
 from qwen3vl_inspect.fusion.display import STYLES
-from qwen3vl_inspect.formatting import fmt_float
+from qwen3vl_inspect.formatting import fmt_float, safe_text
 
 SELECTED = "bold cyan"
 TEXT_SHADES = ("on grey15", "on grey27")
@@ -36,7 +36,7 @@ def token_sequence(result: FusionResult) -> Text:
         if run.kind == "text":
             if previous not in (None, "text"):
                 text.append(" ")
-            text.append(run.label.replace("\n", "\\n"), style=TEXT_SHADES[shade % 2])
+            text.append(safe_text(run.label), style=TEXT_SHADES[shade % 2])  # the user's text, shown not obeyed
             shade += 1
         else:
             if previous is not None:
@@ -50,7 +50,7 @@ def token_sequence(result: FusionResult) -> Text:
 def source_lines(result: FusionResult) -> Text:
     embeds = result.inputs_embeds
     text = Text("text embeddings: ")
-    text.append(result.embeddings_source, style="bold red" if result.random_embeddings else "green")
+    text.append(safe_text(result.embeddings_source), style="bold red" if result.random_embeddings else "green")
     text.append(f"\n{result.seq_len} tokens ({int(result.visual_pos_mask.sum())} visual) → inputs_embeds "
                 f"{list(embeds.shape)} {str(embeds.dtype).removeprefix('torch.')}")
     return text
@@ -124,6 +124,6 @@ def panel(result: FusionResult, selected: TokenInfo | None, explanation: str) ->
     parts += [Text("token sequence", style="bold"), token_sequence(result), Text(""),
               position_table(result, selected), Text(""), result.mrope, Text("")]
     parts += deepstack_table(result)
-    parts += [Text(""), Text(f"tokenizer: {result.tokenizer_source}\ntext model: {result.text_side.source}",
+    parts += [Text(""), Text(f"tokenizer: {safe_text(result.tokenizer_source)}\ntext model: {safe_text(result.text_side.source)}",
                              style="dim"), Text(""), Text(explanation)]
     return parts

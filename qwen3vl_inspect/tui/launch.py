@@ -17,6 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from qwen3vl_inspect.formatting import safe_text
+
 
 def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path | None = None,
               colors: str | None = None):
@@ -24,7 +26,7 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     from qwen3vl_inspect import session
 
     image = Path(args.image) if args.image else session.demo_image_path()
-    inputs = session.load_inputs(image, args.min_pixels, args.max_pixels)
+    inputs = session.load_inputs(image, args.min_pixels, args.max_pixels, args.model)
     config = session.check_model(args.model)
     session.parse_device(args.device)
     against = getattr(args, "against", None)
@@ -54,6 +56,6 @@ def run(args: argparse.Namespace, err: Console) -> int:
     result = app.run()
     code = app.return_code or 0
     if code == 2 and result:
-        err.print(f"error: {result}", style="bold red", highlight=False, soft_wrap=True, markup=False)
+        err.print(f"error: {safe_text(result)}", style="bold red", highlight=False, soft_wrap=True, markup=False)
     _leave_now(code)
     return code

@@ -6,11 +6,18 @@ the UI thread, so widgets are only ever touched there.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
+from qwen3vl_inspect.tui.failure import Failure
+
+if TYPE_CHECKING:
+    from qwen3vl_inspect.fusion import FusionResult
+    from qwen3vl_inspect.model.encoder import VisionEncoder
+    from qwen3vl_inspect.tracing import Trace
 
 
 class LoadProgress(Message):
@@ -18,19 +25,32 @@ class LoadProgress(Message):
 
     def __init__(self, text: str) -> None:
         super().__init__()
-        self.text = text
+        self.text = safe_text(text)  # may name the checkpoint folder: shown, never obeyed
 
 
 class ModelLoaded(Message):
     """The encoder is built and the Trace exists; stages can now be computed."""
 
+    def __init__(self, encoder: VisionEncoder, trace: Trace) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.trace = trace
+
 
 class LoadFailed(Message):
     """The model could not be loaded; the app closes with this one line and exit code 2."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, failure: Failure) -> None:
         super().__init__()
-        self.error = error
+        self.failure = failure
+
+
+class StageStarted(Message):
+    """The engine worker begins computing stage `name`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
 
 
 class StageComputed(Message):
@@ -43,10 +63,10 @@ class StageComputed(Message):
 class StageFailed(Message):
     """A stage raised (or ran out of memory): earlier stages stay, the UI stays usable."""
 
-    def __init__(self, name: str, error: str) -> None:
+    def __init__(self, name: str, failure: Failure) -> None:
         super().__init__()
         self.name = name
-        self.error = error
+        self.failure = failure
 
 
 class RunPaused(Message):
@@ -69,10 +89,10 @@ class OverlayReady(Message):
 
 
 class OverlayFailed(Message):
-    def __init__(self, spec: ViewSpec, error: str) -> None:
+    def __init__(self, spec: ViewSpec, failure: Failure) -> None:
         super().__init__()
         self.spec = spec
-        self.error = error
+        self.failure = failure
 
 
 class SummaryReady(Message):
@@ -82,21 +102,39 @@ class SummaryReady(Message):
         self.summary = summary
 
 
+class SummaryFailed(Message):
+    def __init__(self, layer: int, failure: Failure) -> None:
+        super().__init__()
+        self.layer = layer
+        self.failure = failure
+
+
 class FusionReady(Message):
-    """The finished run's output is fused into the language model's input (`Inspector.fusion`)."""
+    """The finished run's output fused into the language model's input."""
+
+    def __init__(self, result: FusionResult) -> None:
+        super().__init__()
+        self.result = result
 
 
 class FusionFailed(Message):
-    def __init__(self, error: str) -> None:
+    def __init__(self, failure: Failure) -> None:
         super().__init__()
-        self.error = error
+        self.failure = failure
 
 
 class FileWritten(Message):
     def __init__(self, what: str, path: str) -> None:
         super().__init__()
         self.what = what
-        self.path = path
+        self.path = safe_text(path)
+
+
+class FileFailed(Message):
+    def __init__(self, what: str, failure: Failure) -> None:
+        super().__init__()
+        self.what = what
+        self.failure = failure
 
 
 class QueryPicked(Message):

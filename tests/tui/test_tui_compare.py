@@ -29,10 +29,10 @@ def test_against_colours_the_stage_list(make_app, modified):
         app = make_app(against=modified, dtype_b=None)
         async with app.run_test(size=SIZE) as pilot:
             await run_done(pilot)
-            await until(pilot, lambda: app.inspector.comparison is not None, what="the comparison")
             ins = app.inspector
+            await until(pilot, lambda: "DIVERGED" in ins.run.activity, what="the comparison's verdict")
             assert ins.comparison.first_divergence.name == "blocks.2.mlp"
-            assert "DIVERGED at blocks.2.mlp" in ins.activity
+            assert "DIVERGED at blocks.2.mlp" in ins.run.activity
             stages = app.screen.query_one(StageList)
             label = stages.label_for(ins, "blocks.2.mlp", None)
             assert label.plain.endswith(" ≠") and "red" in str(label.spans[-1].style)

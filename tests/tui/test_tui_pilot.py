@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import torch
-from tui_helpers import run_done, until, view_ready
+from tui_helpers import DEBUGGER_CALLS, run_done, until, view_ready
 
 from qwen3vl_inspect import VisionConfig, VisionEncoder
 from qwen3vl_inspect.render.halfblock import HEAT_256
@@ -172,8 +172,8 @@ def test_save_png_and_export_json(make_app, tmp_path):
             await until(pilot, lambda: any(tmp_path.glob("*.png")), what="the PNG")
             await pilot.press("e")
             await until(pilot, lambda: any(tmp_path.glob("*.json")), what="the JSON")
-            await until(pilot, lambda: "saved JSON" in app.inspector.activity, what="the path in the status line")
-            assert str(tmp_path) in app.inspector.activity
+            await until(pilot, lambda: "saved JSON" in app.inspector.run.activity, what="the path in the status line")
+            assert str(tmp_path) in app.inspector.run.activity
 
     asyncio.run(scenario())
     png = next(tmp_path.glob("*.png"))
@@ -204,7 +204,7 @@ def test_step_mode_with_a_breakpoint(make_app):
             await pilot.press("b")
             assert ins.breakpoints == {"blocks.1"}
             await pilot.press("c")
-            await until(pilot, lambda: ins.paused_at == "blocks.1", what="the breakpoint")
+            await until(pilot, lambda: ins.run.paused_at == "blocks.1", what="the breakpoint")
             assert ins.trace.stages[-1].name == "blocks.1" and ins.selected == "blocks.1"
             assert "PAUSED" in text_of(app.screen.query_one(RunStatus))
             await pilot.press("space")
@@ -343,7 +343,7 @@ def test_the_fusion_view(make_app, tmp_path):
             await until(pilot, lambda: view_ready(app), what="the clicked token")
             assert "sequence index 111" in text_of(app.screen.query_one(StageInfo))
             await pilot.press("s")
-            await until(pilot, lambda: "saved PNG" in ins.activity, what="the PNG")
+            await until(pilot, lambda: "saved PNG" in ins.run.activity, what="the PNG")
 
     asyncio.run(scenario())
     png = tmp_path / "demo-fusion-seq111.png"
@@ -351,3 +351,77 @@ def test_the_fusion_view(make_app, tmp_path):
 
     with Image.open(png) as picture:
         assert picture.width > 300
+
+
+def test_break_variable_becomes_the_tuis_own_breakpoints(make_app, monkeypatch):
+    """breakpoint() in the worker would hang the app for good: the TUI pauses at the stage instead."""
+    monkeypatch.setenv("QWEN3VL_INSPECT_BREAK", "blocks.1.attn, nothing.here")
+    monkeypatch.setenv("PYTHONBREAKPOINT", "tui_helpers.debugger_called")
+    DEBUGGER_CALLS.clear()
+
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            ins = app.inspector
+            assert ins.breakpoints == {"blocks.1"}  # a block step's pattern pauses after its block
+            await until(pilot, lambda: ins.run.paused_at == "blocks.1", what="the breakpoint from the variable")
+            assert ins.trace.stages[-1].name == "blocks.1" and ins.selected == "blocks.1"
+            assert "PAUSED" in text_of(app.screen.query_one(RunStatus))
+            notes = [n.message for n in app._notifications]
+            assert any("'nothing.here' match no stage" in n and "pausing at blocks.1" in n for n in notes), notes
+            await pilot.press("b")  # the usual key removes it
+            assert ins.breakpoints == set()
+            await pilot.press("c")
+            await run_done(pilot)
+        assert DEBUGGER_CALLS == []
+
+    asyncio.run(scenario())
+
+
+def test_break_variable_notice_when_every_pattern_matches(make_app, monkeypatch):
+    monkeypatch.setenv("QWEN3VL_INSPECT_BREAK", "deepstack.*")
+    app = make_app()
+    assert app.inspector.breakpoints == {"deepstack.0", "deepstack.1"}
+    assert app.inspector.break_note.startswith("QWEN3VL_INSPECT_BREAK: the run pauses after deepstack.0, deepstack.1")
+
+
+def test_a_hostile_file_name_is_shown_not_obeyed(make_app, tmp_path):
+    import shutil
+
+    from qwen3vl_inspect.session import demo_image_path
+    from qwen3vl_inspect.tui.widgets.run_header import RunHeader
+
+    path = tmp_path / "a\x1b]0;PWNED\x07\x1b[2J\u202egnp\nb.png"
+    shutil.copy(demo_image_path(), path)
+
+    async def scenario():
+        app = make_app(image=str(path))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.inspector.trace is not None, what="the model")
+            header = text_of(app.screen.query_one(RunHeader))
+            assert "a\\x1b]0;PWNED\\x07\\x1b[2J\\u202egnp\\nb.png" in header
+            assert not any(c in header for c in ("\x1b", "\x07", "\u202e"))
+
+    asyncio.run(scenario())
+
+
+def test_out_of_memory_drawing_attention_is_one_line_in_the_view(make_app, monkeypatch):
+    from qwen3vl_inspect import attention_maps
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 746496 bytes.")
+
+    async def scenario():
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            ins = app.inspector
+            await run_done(pilot)
+            monkeypatch.setattr(attention_maps, "layer_probabilities", no_memory)
+            app.screen.query_one(StageList).go_to("blocks.3")
+            await until(pilot, lambda: "could not draw" in text_of(app.screen.query_one(ViewCaption)),
+                        what="the failure in the caption")
+            caption = " ".join(text_of(app.screen.query_one(ViewCaption)).split())
+            assert "out of memory while drawing this view; ask for one head" in caption, caption
+            assert "DefaultCPUAllocator" not in caption and app.is_running and ins.done
+
+    asyncio.run(scenario())

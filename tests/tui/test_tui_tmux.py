@@ -129,3 +129,15 @@ def test_a_bad_image_is_refused_before_the_ui(terminal, tmp_path):
     assert "EXIT=2" in screen
     lines = [line for line in screen.splitlines() if line.strip()]
     assert lines[0].startswith("error:") and "broken.jpg" in lines[0] and "Traceback" not in screen
+
+
+def test_break_variable_pauses_the_tui_and_q_still_quits(tmp_path):
+    """With QWEN3VL_INSPECT_BREAK set, the app once hung in breakpoint() in its worker; now it pauses."""
+    term = Terminal(f"QWEN3VL_INSPECT_BREAK=blocks.1.attn,nope {_command()} --model tiny", tmp_path)
+    try:
+        screen = term.wait_for("paused at breakpoint blocks.1")
+        assert "PAUSED" in screen and "8/13" in screen  # input … blocks.1 (tiny taps block 0 too)
+        term.keys("q")
+        term.wait_for("EXIT=0", timeout=20)
+    finally:
+        term.close()

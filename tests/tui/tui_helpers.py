@@ -36,3 +36,13 @@ def view_ready(app) -> bool:
 async def run_done(pilot) -> None:
     """The encoder has run and its output is fused into the text sequence (the list's last entry)."""
     await until(pilot, lambda: pilot.app.inspector.finished, what="the encoder run and the fusion to finish")
+
+
+DEBUGGER_CALLS: list[str] = []
+
+
+def debugger_called(*args, **kwargs) -> None:
+    """A PYTHONBREAKPOINT hook that records the call: the TUI must never reach the debugger."""
+    import sys
+
+    DEBUGGER_CALLS.append(sys._getframe(1).f_locals.get("name", "?"))

@@ -87,3 +87,54 @@ def test_matches_transformers_rotary_recomposition():
     cos, _ = Qwen3VLTextRotaryEmbedding(config)(torch.zeros(1, dtype=torch.float32), pos)
     ours = mrope_layout(24, (4, 4, 4), rope_theta=10000.0).angles(pos).cos()
     torch.testing.assert_close(cos[0, :, :12], ours, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("head_dim", "section"), [(16, (2, 3, 3)), (16, (1, 3, 4)), (12, (2, 2, 2))])
+def test_overrunning_interleave_is_clipped_like_transformers(head_dim, section):
+    """head_dim 16, section [2, 3, 3]: w's slots 2, 5, 8 overrun the 8 frequencies; transformers clips them."""
+    layout = mrope_layout(head_dim, section, rope_theta=10000.0)
+    assert len(layout.axis) == head_dim // 2
+    pytest.importorskip("transformers")
+    from transformers import Qwen3VLTextConfig
+    from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLTextRotaryEmbedding
+
+    config = Qwen3VLTextConfig(hidden_size=head_dim * 2, num_attention_heads=2, head_dim=head_dim, num_hidden_layers=1,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "mrope_section": list(section), "mrope_interleaved": True})
+    pos = torch.tensor([[[0, 3, 9, 4]], [[0, 11, 5, 6]], [[0, 2, 1, 17]]])
+    cos, sin = Qwen3VLTextRotaryEmbedding(config)(torch.zeros(1, dtype=torch.float32), pos)
+    angles = layout.angles(pos)
+    torch.testing.assert_close(cos[0, :, : head_dim // 2], angles.cos(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(sin[0, :, : head_dim // 2], angles.sin(), atol=1e-6, rtol=1e-6)
+
+
+def _full_config(folder, **text):
+    import json
+
+    from qwen3vl_inspect.config import VisionConfig
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"model_type": "qwen3_vl", "vision_config": VisionConfig.preset("tiny").to_dict(), "text_config": text}
+    (folder / "config.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_overrunning_section_from_a_checkpoint_config_gives_a_layout(tmp_path):
+    from qwen3vl_inspect.fusion.text_config import text_side_for
+
+    folder = _full_config(tmp_path / "ck", hidden_size=32, num_hidden_layers=1, num_attention_heads=2, head_dim=16,
+                          rope_parameters={"rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True})
+    side = text_side_for(folder)
+    layout = mrope_layout(side.head_dim, side.mrope_section, side.rope_theta, side.mrope_interleaved)
+    assert "".join(layout.axis) == "thwthwth" and layout.counts() == {"t": 3, "h": 3, "w": 2}
+
+
+@pytest.mark.parametrize("text", [{"num_hidden_layers": 1}, {"hidden_size": "wide", "num_hidden_layers": 1},
+                                  {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 0}])
+def test_broken_text_config_is_one_input_error(tmp_path, text):
+    from qwen3vl_inspect.fusion.text_config import text_side_for
+
+    folder = _full_config(tmp_path / "ck", **text)
+    with pytest.raises(InputError, match=r"config.json: not a valid Qwen3-VL text/vision config for fusion \(") as info:
+        text_side_for(folder)
+    assert "\n" not in str(info.value)

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from qwen3vl_inspect.errors import ImageError, InputError
-from qwen3vl_inspect.inputs.image import ALLOWED_FORMATS, load_image, preprocess, smart_resize
+from qwen3vl_inspect.inputs.image import ALLOWED_FORMATS, AnimatedImageWarning, load_image, preprocess, smart_resize
 
 
 def rgb_noise(height, width, seed=0):
@@ -52,7 +52,8 @@ def test_animated_image_gives_frame_zero_and_frame_count(tmp_path, fmt, suffix):
     path = tmp_path / f"anim.{suffix}"
     options = {"lossless": True} if fmt == "WEBP" else {}
     frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **options)
-    image = load_image(path)
+    with pytest.warns(AnimatedImageWarning, match="using frame 0 only"):
+        image = load_image(path)
     assert image.mode == "RGB"
     assert image.info["n_frames"] == 3
     assert image.info["format"] == fmt

@@ -16,9 +16,13 @@ from textual.widgets import Footer
 
 from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.config import checkpoint_folder
+from qwen3vl_inspect.formatting import safe_text
 from qwen3vl_inspect.tui import keys
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import FUSION, Inspector
+from qwen3vl_inspect.tui.failure import FailureKind
+from qwen3vl_inspect.tui.run_state import Next
+from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.stage_overlays import ViewSpec
 from qwen3vl_inspect.tui.screens.help_screen import HelpScreen
 from qwen3vl_inspect.teaching import explain
@@ -72,9 +76,12 @@ class InspectScreen(EngineWorkers, Screen):
         self.query_one(StageList).focus()
         self._show_header()
         self._check_size(self.size.width, self.size.height)
-        ins.activity = "loading the model"
+        ins.run.loading()
         self.sync()
-        self.set_timer(START_DELAY, self.load_and_run)  # paint first: building a model competes for the CPU
+        if ins.break_note:
+            self.notify(ins.break_note, severity="warning" if "match no stage" in ins.break_note else "information",
+                        timeout=12, markup=False)
+        self.set_timer(START_DELAY, self.load)  # paint first: building a model competes for the CPU
 
     # ---- size --------------------------------------------------------------------------------------
 
@@ -90,86 +97,87 @@ class InspectScreen(EngineWorkers, Screen):
     # ---- messages up ------------------------------------------------------------------------------------
 
     def on_load_progress(self, message: msg.LoadProgress) -> None:
-        self.inspector.activity = message.text
+        self.inspector.run.loading(message.text)
         self.sync(view=False)
 
     def on_model_loaded(self, message: msg.ModelLoaded) -> None:
         ins = self.inspector
-        ins.activity = "model ready" if ins.step_mode else "running"
+        next_ = ins.attach(message.encoder, message.trace)
         self._show_header()
         self.query_one(StageList).rebuild(ins)
         self.sync()
+        self._start(next_)
 
     def on_load_failed(self, message: msg.LoadFailed) -> None:
-        self.app.exit(message.error, return_code=2)
+        failure = message.failure
+        text = failure.text if failure.kind is FailureKind.BAD_INPUT else f"could not load --model {self.inspector.model}: {failure}"
+        self.app.exit(text, return_code=2)
+
+    def on_stage_started(self, message: msg.StageStarted) -> None:
+        self.inspector.run.stage_started(message.name)
+        self.sync(view=False)
 
     def on_stage_computed(self, message: msg.StageComputed) -> None:
         ins = self.inspector
         if message.first_nonfinite is not None:
             stage, module, _ = message.first_nonfinite
             self.notify(f"NaN/Inf first appears in {stage}, produced by {module}", severity="error", timeout=8)
-        if ins.step_mode:
-            ins.select(message.name)
+        ins.stage_computed(message.name, message.first_nonfinite)
+        if ins.run.step_mode:
             self.query_one(StageList).go_to(message.name)
         self.sync()
 
     def on_stage_failed(self, message: msg.StageFailed) -> None:
-        ins = self.inspector
-        ins.activity = f"{message.name} failed: {message.error}"
-        self.notify(f"{message.name} failed: {message.error}. The stages before it are kept.", severity="error",
-                    timeout=10)
+        self.inspector.run.stage_failed(message.name, message.failure)
+        self.notify(f"{message.name} failed: {message.failure}. The stages before it are kept.", severity="error",
+                    timeout=10, markup=False)
         self.sync()
 
     def on_run_paused(self, message: msg.RunPaused) -> None:
-        ins = self.inspector
-        if message.reason == "breakpoint":
-            ins.paused_at = message.at
-            ins.activity = f"paused at breakpoint {message.at}: c continues, space steps"
-            ins.select(message.at)
+        self.inspector.paused(message.reason, message.at)
+        if message.reason == "breakpoint" and message.at is not None:
             self.query_one(StageList).go_to(message.at)
-        elif message.reason == "paused":
-            ins.step_mode = True
-            ins.activity = "paused: space computes the next stage, c continues"
-        else:
-            ins.activity = f"computed {message.at}: space steps, c continues"
         self.sync()
 
     def on_run_finished(self, message: msg.RunFinished) -> None:
-        ins = self.inspector
-        ins.paused_at = None
-        if ins.done and not ins.fusion_started:  # the merger's output is complete: place it in the text
-            ins.fusion_started = True
-            ins.activity = "fusing the image tokens into the text sequence …"
-            self.compute_fusion()
-        elif ins.finished:
-            ins.activity = f"all {len(ins.names)} stages computed"
+        self._start(self.inspector.encoder_finished())
         self.sync()
 
     def on_fusion_ready(self, message: msg.FusionReady) -> None:
         ins = self.inspector
-        ins.activity = f"all {len(ins.names)} stages computed"
+        ins.fused(message.result)
         if ins.against is not None and not ins.comparison_started:
             ins.comparison_started = True
-            ins.activity = f"comparing with {ins.against} …"
+            ins.run.activity = f"comparing with {ins.against} …"
             self.compute_comparison()
         self.sync()
 
     def on_comparison_ready(self, message: msg.ComparisonReady) -> None:
         ins = self.inspector
         if message.error is not None:
-            ins.activity = f"compare failed: {message.error}"
-            self.notify(f"--against {ins.against}: {message.error}", severity="error", timeout=10)
+            ins.run.activity = f"compare failed: {message.error}"
+            self.notify(f"--against {ins.against}: {message.error}", severity="error", timeout=10, markup=False)
         else:
-            ins.activity = ins.comparison.verdict
+            ins.run.activity = ins.comparison.verdict
             first = ins.comparison.first_divergence
             if first is not None:
-                self.notify(f"first divergence: {first.name} ({first.origin or first.status})", severity="warning", timeout=10)
+                self.notify(f"first divergence: {first.name} ({first.origin or first.status})", severity="warning",
+                            timeout=10, markup=False)
         self.sync()
 
     def on_fusion_failed(self, message: msg.FusionFailed) -> None:
-        self.inspector.activity = f"fusion failed: {message.error}"
-        self.notify(f"vision-to-text fusion failed: {message.error}", severity="error", timeout=10)
+        self.inspector.fused(None, message.failure)
+        self.notify(f"vision-to-text fusion failed: {message.failure}", severity="error", timeout=10, markup=False)
         self.sync()
+
+    def _start(self, next_: Next) -> None:
+        """Start what a run-state transition asked for."""
+        if next_ is Next.ONE_STAGE:
+            self.advance(one=True)
+        elif next_ is Next.RUN_ON:
+            self.advance(one=False)
+        elif next_ is Next.FUSION:
+            self.compute_fusion()
 
     def on_overlay_ready(self, message: msg.OverlayReady) -> None:
         if message.overlay.spec == self._pending_spec:
@@ -177,7 +185,7 @@ class InspectScreen(EngineWorkers, Screen):
         self.refresh_view()
 
     def on_overlay_failed(self, message: msg.OverlayFailed) -> None:
-        self._errors[message.spec] = message.error
+        self._errors[message.spec] = str(message.failure)
         if message.spec == self._pending_spec:
             self._pending_spec = None
         self.refresh_view()
@@ -185,16 +193,22 @@ class InspectScreen(EngineWorkers, Screen):
     def on_summary_ready(self, message: msg.SummaryReady) -> None:
         if message.layer == self._summary_layer:
             self._summary_layer = None
-        if "error" in message.summary:
-            self.notify(f"head summary of block {message.layer}: {message.summary['error']}", severity="error")
-            return
         self.refresh_view()
 
+    def on_summary_failed(self, message: msg.SummaryFailed) -> None:
+        if message.layer == self._summary_layer:
+            self._summary_layer = None
+        self.notify(f"head summary of block {message.layer}: {message.failure}", severity="error")
+
     def on_file_written(self, message: msg.FileWritten) -> None:
-        failed = message.path.startswith("failed")
-        text = f"{message.what} {message.path}" if failed else f"saved {message.what}: {message.path}"
-        self.inspector.activity = text
-        self.notify(text, severity="error" if failed else "information", timeout=6)
+        self._file_note(f"saved {message.what}: {message.path}", "information")
+
+    def on_file_failed(self, message: msg.FileFailed) -> None:
+        self._file_note(f"{message.what} failed: {message.failure}", "error")
+
+    def _file_note(self, text: str, severity: str) -> None:
+        self.inspector.run.activity = text
+        self.notify(text, severity=severity, timeout=6, markup=False)  # type: ignore[arg-type]
         self.sync(view=False)
 
     @on(msg.StageChosen)
@@ -226,24 +240,10 @@ class InspectScreen(EngineWorkers, Screen):
             weights = "weights from the checkpoint" if weights == str(folder) else weights
         self.query_one(RunHeader).show(ins.image_path.name, sizes, grid, model, weights, ins.dtype, ins.device)
 
-    def mode(self) -> str:
-        ins = self.inspector
-        if ins.failure is not None:
-            return "FAILED"
-        if ins.trace is None:
-            return "LOADING"
-        if ins.finished:
-            return "DONE"
-        if ins.done:  # fusing the output
-            return "RUN"
-        if ins.paused_at is not None:
-            return "PAUSED"
-        return "STEP" if ins.step_mode else "RUN"
-
     def sync(self, view: bool = True) -> None:
         ins = self.inspector
         self.query_one(StageList).refresh_labels(ins)
-        self.query_one(RunStatus).show(self.mode(), ins.computed, len(ins.names), ins.activity,
+        self.query_one(RunStatus).show(ins.run.state.badge, ins.computed, len(ins.names), ins.run.activity,
                                        len(ins.breakpoints), ins.nonfinite)
         if view:
             self.refresh_view()
@@ -258,11 +258,11 @@ class InspectScreen(EngineWorkers, Screen):
         heads.display = spec.kind == stage_overlays.ATTENTION
         if spec.kind in (stage_overlays.PENDING, stage_overlays.FAILED):
             failed = spec.kind == stage_overlays.FAILED
-            how = ("press space to compute the next stage, c to run on" if ins.step_mode or ins.paused_at
+            how = ("press space to compute the next stage, c to run on" if ins.run.step_mode or ins.run.paused_at
                    else "it appears as soon as the encoder reaches it")
             if spec.stage == FUSION:
                 how = "it is computed as soon as the patch merger is"
-            cause = ins.fusion_error if spec.stage == FUSION else ins.failure.cause if ins.failure else None
+            cause = ins.fusion_failure if spec.stage == FUSION else ins.failure.cause if ins.failure else None
             note = f"failed: {cause}" if failed else f"not computed yet — {how}"
             image.show(None, dim=True, message="failed" if failed else "not computed yet")
             caption.show(title, None, image.palette, note)
@@ -289,7 +289,7 @@ class InspectScreen(EngineWorkers, Screen):
         elif stage is not None:
             info.show_stage(stage, shown, ins.nonfinite)
         else:
-            info.show_message(title, [f"{ins.image_path.name} was resized to {ins.image.width}×{ins.image.height}: "
+            info.show_message(title, [f"{safe_text(ins.image_path.name)} was resized to {ins.image.width}×{ins.image.height}: "
                                       f"{ins.grid_h}×{ins.grid_w} patches of 16×16 pixels.",
                                       "The numbers of this stage appear once the model is ready."])
         if spec.kind == stage_overlays.ATTENTION:
@@ -315,7 +315,7 @@ class InspectScreen(EngineWorkers, Screen):
     def _refresh_footer(self) -> None:
         """Rebuild the footer's keys only when the set of usable keys changed (it is the costly part of a redraw)."""
         ins = self.inspector
-        state = (ins.can_attend(), ins.selected.startswith("blocks."), ins.trace is not None, ins.selected == FUSION)
+        state = (ins.can_attend(), StageName.parse(ins.selected).in_block, ins.trace is not None, ins.selected == FUSION)
         if state != self._bindings_state:
             self._bindings_state = state
             self.refresh_bindings()
@@ -330,7 +330,7 @@ class InspectScreen(EngineWorkers, Screen):
         if action == "toggle_breakpoint":  # the fusion follows the merger by itself: nothing to stop at
             return self.inspector.selected != FUSION
         if action == "toggle_norms":
-            return self.inspector.selected.startswith("blocks.")
+            return StageName.parse(self.inspector.selected).in_block
         if action in ("save_png", "export_json"):
             return self.inspector.trace is not None
         return True
@@ -390,25 +390,14 @@ class InspectScreen(EngineWorkers, Screen):
 
     def action_step(self) -> None:
         ins = self.inspector
-        if ins.trace is None:
-            ins.step_mode = True
-            ins.activity = "step mode: the first stage waits for space once the model is ready"
-        elif self._engine_busy():
-            ins.pause_requested = True
-            ins.activity = "pausing after the current stage …"
-        elif ins.failure is not None or ins.done:
+        next_ = ins.request_step(self._engine_busy())
+        if next_ is Next.NOTHING and ins.trace is not None and (ins.done or ins.failure is not None):
             self.notify("nothing left to compute" if ins.done else f"the run stopped at {ins.failure.stage}")
-        else:
-            ins.step_mode, ins.paused_at = True, None
-            self.advance(one=True)
+        self._start(next_)
         self.sync(view=False)
 
     def action_continue_run(self) -> None:
-        ins = self.inspector
-        ins.step_mode, ins.paused_at, ins.pause_requested = False, None, False
-        if ins.trace is not None and not ins.done and ins.failure is None and not self._engine_busy():
-            ins.activity = "running"
-            self.advance(one=False)
+        self._start(self.inspector.request_continue(self._engine_busy()))
         self.sync(view=False)
 
     def action_toggle_breakpoint(self) -> None:
@@ -418,12 +407,12 @@ class InspectScreen(EngineWorkers, Screen):
         self.sync(view=False)
 
     def action_save_png(self) -> None:
-        self.inspector.activity = "saving PNG …"
+        self.inspector.run.activity = "saving PNG …"
         self.write_file("PNG", self.inspector.view_spec())
         self.sync(view=False)
 
     def action_export_json(self) -> None:
-        self.inspector.activity = "exporting JSON (every block step's stats: one more pass over the blocks) …"
+        self.inspector.run.activity = "exporting JSON (every block step's stats: one more pass over the blocks) …"
         self.write_file("JSON", None)
         self.sync(view=False)
 

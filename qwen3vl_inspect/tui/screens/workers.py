@@ -1,8 +1,10 @@
 """The inspector's thread workers: build the model, step the encoder, compute maps, fuse, write files.
 
-Each runs in `@work(thread=True)` and talks to the screen only by posting messages; each checks
-cancellation between stages, and runs the torch call itself through `call_cancellable`, so a
-quitting app never waits for a model build or a long block.
+Each runs in `@work(thread=True)` and talks to the screen only by posting messages: results and
+typed `Failure`s go up, and the screen applies them to the controller on the UI thread (workers
+read the controller's state, never change it). Each checks cancellation between stages, and runs
+the torch call itself through `call_cancellable`, so a quitting app never waits for a model build
+or a long block.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 from textual import work
 from textual.worker import WorkerState, get_current_worker
 
-from qwen3vl_inspect.errors import InputError
-from qwen3vl_inspect.tracing import StageError
+from qwen3vl_inspect.stage_overlays import ViewSpec
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import Inspector
+from qwen3vl_inspect.memory_errors import ADVICE
+from qwen3vl_inspect.tui.failure import Failure
 from qwen3vl_inspect.tui.stages import Cancelled, call_cancellable
-from qwen3vl_inspect.stage_overlays import ViewSpec
 
 
 class EngineWorkers:
@@ -24,22 +26,17 @@ class EngineWorkers:
     inspector: Inspector
 
     @work(thread=True, exclusive=True, group="engine")
-    def load_and_run(self) -> None:
+    def load(self) -> None:
         ins, worker = self.inspector, get_current_worker()
         try:
-            call_cancellable(lambda: ins.load(lambda text: self.post_message(msg.LoadProgress(text))),
-                             lambda: worker.is_cancelled)
+            encoder, traced = call_cancellable(
+                lambda: ins.build(lambda text: self.post_message(msg.LoadProgress(text))), lambda: worker.is_cancelled)
         except Cancelled:
             return
-        except InputError as exc:
-            self.post_message(msg.LoadFailed(str(exc)))
+        except Exception as exc:  # a bad checkpoint, one that fails late, out of memory: still one line
+            self.post_message(msg.LoadFailed(Failure.of(exc, f"loading the model {ins.model}", ADVICE["load"])))
             return
-        except Exception as exc:  # a checkpoint that fails late, out of memory: still one line
-            self.post_message(msg.LoadFailed(f"could not load --model {ins.model}: {type(exc).__name__}: {exc}"))
-            return
-        self.post_message(msg.ModelLoaded())
-        if not ins.step_mode:
-            self._advance(one=False)
+        self.post_message(msg.ModelLoaded(encoder, traced))
 
     @work(thread=True, exclusive=True, group="engine")
     def advance(self, one: bool) -> None:
@@ -49,24 +46,20 @@ class EngineWorkers:
         """Compute stages until done, a breakpoint, a pause request, or (one=True) a single stage."""
         ins, worker = self.inspector, get_current_worker()
         while not worker.is_cancelled:
-            if not one and ins.pause_requested:
-                ins.pause_requested = False
+            if not one and ins.run.pause_requested:
                 self.post_message(msg.RunPaused("paused"))
                 return
             name = ins.next_name()
             if name is None:
                 self.post_message(msg.RunFinished())
                 return
-            self.post_message(msg.LoadProgress(f"computing {name} …"))
+            self.post_message(msg.StageStarted(name))
             try:
                 result = call_cancellable(ins.step, lambda: worker.is_cancelled)
             except Cancelled:
                 return
-            except StageError as exc:
-                self.post_message(msg.StageFailed(exc.stage, f"{type(exc.cause).__name__}: {exc.cause}"))
-                return
-            except Exception as exc:  # after the stage (e.g. locating a NaN): report, keep the UI
-                self.post_message(msg.StageFailed(name, f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:  # the stage (StageError) or what follows it (locating a NaN): keep the UI
+                self.post_message(msg.StageFailed(getattr(exc, "stage", name), Failure.of(exc)))
                 return
             if result is None:
                 self.post_message(msg.RunFinished())
@@ -92,7 +85,7 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:  # out of memory, a map over budget: shown in the view, the UI stays
-            self.post_message(msg.OverlayFailed(spec, f"{type(exc).__name__}: {exc}"))
+            self.post_message(msg.OverlayFailed(spec, Failure.of(exc, "drawing this view", ADVICE["attention"])))
 
     @work(thread=True, exclusive=True, group="summary")
     def compute_summary(self, layer: int) -> None:
@@ -102,7 +95,9 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:
-            summary = {"error": f"{type(exc).__name__}: {exc}"}
+            self.post_message(msg.SummaryFailed(layer, Failure.of(exc, f"summarising the heads of block {layer}",
+                                                                  ADVICE["attention"])))
+            return
         self.post_message(msg.SummaryReady(layer, summary))
 
     @work(thread=True, exclusive=True, group="prefetch")
@@ -122,14 +117,13 @@ class EngineWorkers:
         """Tokens, embeddings, position ids and DeepStack plan of the finished run (the last list entry)."""
         ins, worker = self.inspector, get_current_worker()
         try:
-            call_cancellable(ins.fuse, lambda: worker.is_cancelled)
+            result = call_cancellable(ins.fusion_of_run, lambda: worker.is_cancelled)
         except Cancelled:
             return
         except Exception as exc:  # InputError (a prompt the model can't take), a missing tokenizer: shown in the view
-            ins.fusion_error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError) else str(exc)
-            self.post_message(msg.FusionFailed(ins.fusion_error))
+            self.post_message(msg.FusionFailed(Failure.of(exc)))
             return
-        self.post_message(msg.FusionReady())
+        self.post_message(msg.FusionReady(result))
 
     @work(thread=True, exclusive=True, group="comparison")
     def compute_comparison(self) -> None:
@@ -140,7 +134,7 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:  # B can't be built or run: said in the status line, the UI stays
-            self.post_message(msg.ComparisonReady(f"{type(exc).__name__}: {exc}" if not isinstance(exc, InputError) else str(exc)))
+            self.post_message(msg.ComparisonReady(str(Failure.of(exc, f"comparing with {ins.against}"))))
             return
         self.post_message(msg.ComparisonReady())
 
@@ -154,4 +148,4 @@ class EngineWorkers:
         except Cancelled:
             return
         except Exception as exc:
-            self.post_message(msg.FileWritten(what, f"failed: {type(exc).__name__}: {exc}"))
+            self.post_message(msg.FileFailed(what, Failure.of(exc)))

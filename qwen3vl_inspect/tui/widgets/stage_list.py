@@ -81,7 +81,7 @@ class StageList(Tree[str]):
         return text
 
     def refresh_labels(self, inspector: Inspector) -> None:
-        running = inspector.next_name() if inspector.activity.startswith("computing") else None
+        running = inspector.run.computing
         for name, node in self._stage_nodes.items():
             label = self.label_for(inspector, name, running)
             if self._stage_labels.get(name) != label:
