@@ -23,7 +23,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	for script in encoder_speed attention_speed trace_overhead trace_memory demo_attention tui_latency; do \
+	for script in encoder_speed attention_speed trace_overhead trace_memory demo_attention tui_latency compare_speed onnx_speed checkpoint_load; do \
 		$(PY) benchmarks/$$script.py || exit 1; done
 
 clean:

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from _common import image_with_patches
 from qwen3vl_inspect import VisionEncoder, compare, preprocess
-from qwen3vl_inspect.compare.transformers_twin import transformers_twin
+from qwen3vl_inspect.comparison.transformers_twin import transformers_twin
 
 
 def main() -> None:

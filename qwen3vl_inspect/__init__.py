@@ -4,7 +4,7 @@ Importing this package loads torch, PIL and safetensors only; transformers, text
 ipywidgets are imported lazily by the parts that need them.
 """
 
-from qwen3vl_inspect.compare import Comparison, compare
+from qwen3vl_inspect.comparison import Comparison, compare
 from qwen3vl_inspect.config import PRESETS, VisionConfig
 from qwen3vl_inspect.errors import CheckpointError, ImageError, InputError
 from qwen3vl_inspect.fusion import FusionResult, fuse, fuse_trace

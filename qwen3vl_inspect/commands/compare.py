@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from qwen3vl_inspect.commands.common import image_path, load_encoder, load_inputs
-from qwen3vl_inspect.compare.sides import ONNX, against_kind, build_against
+from qwen3vl_inspect.comparison.sides import ONNX, against_kind, build_against
 from qwen3vl_inspect.errors import EXIT_DIVERGED, EXIT_OK, InputError
 from qwen3vl_inspect.session import DTYPES
 
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from qwen3vl_inspect.compare import compare
+    from qwen3vl_inspect.comparison import compare
 
     output = _output_path(args.output)
     inputs = load_inputs(args)
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace, out: Console, err: Console) -> int:
                   f"({'file' if against == ONNX else b_dtype})", markup=False, highlight=False)
         out.print(result)
     if output is not None:
-        from qwen3vl_inspect.compare.plots import error_overlay_figure
+        from qwen3vl_inspect.comparison.plots import error_overlay_figure
 
         if args.stage is not None and args.stage not in [row.name for row in result.stages]:
             raise InputError(f"--stage {args.stage!r} is not a compared stage; try merger, blocks.3 or deepstack.0")

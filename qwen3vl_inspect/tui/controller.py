@@ -29,7 +29,7 @@ from qwen3vl_inspect.tui.run_state import Next, RunControl
 from qwen3vl_inspect.tui.stages import FUSION, planned_title
 
 if TYPE_CHECKING:
-    from qwen3vl_inspect.compare import Comparison, StageComparison
+    from qwen3vl_inspect.comparison import Comparison, StageComparison
     from qwen3vl_inspect.fusion import FusionResult, TokenInfo
 
 PENDING, DONE, FAILED, NONFINITE = "pending", "done", "failed", "nonfinite"
@@ -172,8 +172,8 @@ class Inspector:
 
     def compare_against(self) -> "Comparison":
         """Run `--against B` on the same inputs and compare it with this encoder; call from a worker thread."""
-        from qwen3vl_inspect.compare import compare
-        from qwen3vl_inspect.compare.sides import build_against
+        from qwen3vl_inspect.comparison import compare
+        from qwen3vl_inspect.comparison.sides import build_against
 
         b = build_against(self.against, self.encoder, self.dtype_b or self.dtype, self.device)
         with self.lock:

@@ -31,7 +31,7 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     session.parse_device(args.device)
     against = getattr(args, "against", None)
     if against is not None:
-        from qwen3vl_inspect.compare.sides import against_kind
+        from qwen3vl_inspect.comparison.sides import against_kind
 
         against_kind(against)  # a missing file or unknown model: one line, before the App starts
     from qwen3vl_inspect.tui.app import InspectApp

@@ -11,8 +11,8 @@ transformers = pytest.importorskip("transformers")
 
 from qwen3vl_inspect import VisionEncoder, compare, preprocess  # noqa: E402
 from qwen3vl_inspect.cli import main  # noqa: E402
-from qwen3vl_inspect.compare.result import DIVERGED, INHERITED, INTRODUCED, MISSING_B  # noqa: E402
-from qwen3vl_inspect.compare.transformers_twin import transformers_twin  # noqa: E402
+from qwen3vl_inspect.comparison.result import DIVERGED, INHERITED, INTRODUCED, MISSING_B  # noqa: E402
+from qwen3vl_inspect.comparison.transformers_twin import transformers_twin  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from qwen3vl_inspect import Comparison, VisionEncoder, compare, preprocess
-from qwen3vl_inspect.compare.result import DIVERGED, EQUAL, INHERITED, INTRODUCED, MISSING_B, SHAPE_MISMATCH, WITHIN
+from qwen3vl_inspect.comparison.result import DIVERGED, EQUAL, INHERITED, INTRODUCED, MISSING_B, SHAPE_MISMATCH, WITHIN
 from qwen3vl_inspect.inputs.layout import merge_order_to_raster_index
 
 

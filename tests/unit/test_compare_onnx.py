@@ -13,7 +13,7 @@ from PIL import Image  # noqa: E402
 
 from qwen3vl_inspect import VisionEncoder, compare, preprocess  # noqa: E402
 from qwen3vl_inspect.cli import main  # noqa: E402
-from qwen3vl_inspect.compare.result import INTRODUCED  # noqa: E402
+from qwen3vl_inspect.comparison.result import INTRODUCED  # noqa: E402
 from qwen3vl_inspect.export.onnx_export import export_onnx  # noqa: E402
 from qwen3vl_inspect.session import load_inputs  # noqa: E402
 

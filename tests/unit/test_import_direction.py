@@ -116,7 +116,7 @@ def _offenders(sources: tuple[str, ...], targets: tuple[str, ...], *, count_lazy
 CORE = _ours("model", "inputs", "probe", "config", "errors", "formatting")
 TRACE_AND_ABOVE = _ours("tracing", "stage", "attention_maps", "attention_store",
                         "stage_overlays", "session", "commands", "cli", "tui", "notebook", "render",
-                        "export", "fusion", "teaching", "breakpoints")
+                        "export", "fusion", "teaching", "breakpoints", "comparison")
 VIEWS = _ours("tui", "notebook", "render")
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from qwen3vl_inspect.compare.metrics import max_abs_error
-from qwen3vl_inspect.compare.recording import Call, Recording, module_device, module_dtype
+from qwen3vl_inspect.comparison.metrics import max_abs_error
+from qwen3vl_inspect.comparison.recording import Call, Recording, module_device, module_dtype
 from qwen3vl_inspect.stage_name import StageName
 
 REPLAY, UPSTREAM, NO_UPSTREAM = "replay", "upstream", "no upstream"

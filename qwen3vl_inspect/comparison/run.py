@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from qwen3vl_inspect.compare import tolerance as tol
-from qwen3vl_inspect.compare.metrics import difference
-from qwen3vl_inspect.compare.recording import INTEGER_STAGES, Recording, module_dtype, record
-from qwen3vl_inspect.compare.replay import NO_UPSTREAM, REPLAY, local_error
-from qwen3vl_inspect.compare.result import (DIVERGED, EQUAL, INHERITED, INTRODUCED, MISSING_A, MISSING_B,
+from qwen3vl_inspect.comparison import tolerance as tol
+from qwen3vl_inspect.comparison.metrics import difference
+from qwen3vl_inspect.comparison.recording import INTEGER_STAGES, Recording, module_dtype, record
+from qwen3vl_inspect.comparison.replay import NO_UPSTREAM, REPLAY, local_error
+from qwen3vl_inspect.comparison.result import (DIVERGED, EQUAL, INHERITED, INTRODUCED, MISSING_A, MISSING_B,
                                             SHAPE_MISMATCH, WITHIN, Comparison, StageComparison)
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import token_pixel_box

@@ -13,8 +13,8 @@ import copy
 
 import torch
 
-from qwen3vl_inspect.compare.metrics import max_abs_error
-from qwen3vl_inspect.compare.recording import Recording, record_module
+from qwen3vl_inspect.comparison.metrics import max_abs_error
+from qwen3vl_inspect.comparison.recording import Recording, record_module
 from qwen3vl_inspect.inputs.image import VisionInputs
 
 SAFETY = 4.0  # b may be this many times as far from a as a's own rounding at the lower dtype

@@ -11,11 +11,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from qwen3vl_inspect.compare.result import DIVERGED, EQUAL, MISSING_A, MISSING_B, SHAPE_MISMATCH, WITHIN
+from qwen3vl_inspect.comparison.result import DIVERGED, EQUAL, MISSING_A, MISSING_B, SHAPE_MISMATCH, WITHIN
 from qwen3vl_inspect.formatting import fmt_float, fmt_shape, html_table, nonfinite_parts
 
 if TYPE_CHECKING:
-    from qwen3vl_inspect.compare.result import Comparison, StageComparison
+    from qwen3vl_inspect.comparison.result import Comparison, StageComparison
 
 STYLES = {EQUAL: "green", WITHIN: "green", DIVERGED: "bold red", MISSING_A: "bold magenta", MISSING_B: "bold magenta",
           SHAPE_MISMATCH: "bold red"}

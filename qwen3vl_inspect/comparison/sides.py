@@ -32,7 +32,7 @@ def build_against(text: str, a: VisionEncoder, dtype: str | None, device: str = 
     """The b side: transformers' module on a's weights, an ONNX path, or another encoder."""
     kind = against_kind(text)
     if kind == TRANSFORMERS:
-        from qwen3vl_inspect.compare.transformers_twin import transformers_twin
+        from qwen3vl_inspect.comparison.transformers_twin import transformers_twin
 
         return transformers_twin(a, session.parse_dtype(dtype))
     if kind == ONNX:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from qwen3vl_inspect.compare.metrics import Difference
+from qwen3vl_inspect.comparison.metrics import Difference
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.inputs.layout import PixelBox
 from qwen3vl_inspect.stage_name import StageName
@@ -164,25 +164,25 @@ class Comparison:
     # ---- display (rich, Jupyter, matplotlib): see compare/display.py and compare/plots.py ---------------
 
     def __rich__(self):
-        from qwen3vl_inspect.compare.display import comparison_renderable
+        from qwen3vl_inspect.comparison.display import comparison_renderable
 
         return comparison_renderable(self)
 
     def _repr_html_(self) -> str:
-        from qwen3vl_inspect.compare.display import comparison_html
+        from qwen3vl_inspect.comparison.display import comparison_html
 
         return comparison_html(self)
 
     def plot_error_growth(self, ax=None):
         """Relative error and tolerance of every block across layers (log scale); returns the Figure."""
-        from qwen3vl_inspect.compare.plots import error_growth_figure
+        from qwen3vl_inspect.comparison.plots import error_growth_figure
 
         return error_growth_figure(self, ax=ax)
 
     def error_grid(self, name: str | None = None, image: int = 0) -> torch.Tensor:
         """Per-patch max abs error of stage `name` (default: the first divergence, else `merger`) for one
         image's first frame, in raster order on the patch grid: [grid_h, grid_w]."""
-        from qwen3vl_inspect.compare.plots import error_grid
+        from qwen3vl_inspect.comparison.plots import error_grid
 
         return error_grid(self, name, image)
 

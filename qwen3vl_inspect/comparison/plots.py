@@ -9,7 +9,7 @@ import torch
 from qwen3vl_inspect.inputs.layout import merge_to_raster
 
 if TYPE_CHECKING:
-    from qwen3vl_inspect.compare.result import Comparison
+    from qwen3vl_inspect.comparison.result import Comparison
 
 
 def error_growth_figure(result: "Comparison", ax=None):
