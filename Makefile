@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -19,8 +19,12 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/qwen3vl-inspect
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check qwen3vl_inspect tests benchmarks demo
+	$(VENV)/bin/mypy
 
 bench: setup
 	for script in encoder_speed attention_speed trace_overhead trace_memory demo_attention tui_latency compare_speed onnx_speed checkpoint_load; do \

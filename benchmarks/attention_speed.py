@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _common import image_with_patches, median_seconds
 from rich.console import Console
 from rich.table import Table
 
-from _common import image_with_patches, median_seconds
 from qwen3vl_inspect import VisionEncoder, preprocess
 from qwen3vl_inspect.tracing import trace
 

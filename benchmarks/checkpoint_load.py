@@ -4,7 +4,8 @@
 
 Each mode runs in a fresh subprocess (cold allocator, own peak RSS): "views" is the old zero-copy
 load (tensors stay views of the mmap: a shard truncated later kills the process with SIGBUS),
-"read" is `load_vision_state_dict` as it is now (plain reads into owned memory). Both touch every weight once after loading, so the
+"read" is `load_vision_state_dict` as it is now (plain reads into owned memory). Both touch every weight once after loading,
+so the
 lazy page-ins of the zero-copy path are counted too. The file is in the page cache for both (a warm-up
 read first), so this compares memory copies, not disk speed.
 """

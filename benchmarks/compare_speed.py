@@ -19,10 +19,10 @@ import statistics
 import time
 
 import torch
+from _common import image_with_patches
 from rich.console import Console
 from rich.table import Table
 
-from _common import image_with_patches
 from qwen3vl_inspect import VisionEncoder, compare, preprocess
 from qwen3vl_inspect.comparison.transformers_twin import transformers_twin
 

@@ -11,10 +11,10 @@ import argparse
 import platform
 
 import torch
+from _common import interleaved_medians
 from rich.console import Console
 from rich.table import Table
 
-from _common import interleaved_medians
 from qwen3vl_inspect import VisionConfig, VisionEncoder
 
 # grid (t, h, w) for each patch count: 432 = the seed's 400×300 image, 2304 = a 768×768 image
@@ -56,9 +56,11 @@ def main() -> None:
             grid = torch.tensor([GRIDS[patches]])
             pixels = torch.randn(patches, ours.config.patch_dim, generator=torch.Generator().manual_seed(0))
             with torch.inference_mode():
-                t_theirs, t_ours = interleaved_medians(lambda: theirs(pixels, grid), lambda: ours(pixels, grid), args.repeats)
+                t_theirs, t_ours = interleaved_medians(lambda p=pixels, g=grid: theirs(p, g),
+                                                       lambda p=pixels, g=grid: ours(p, g), args.repeats)
                 diff = (ours(pixels, grid).pooler_output.float() - theirs(pixels, grid).pooler_output.float()).abs().max()
-            table.add_row(str(patches), dtype_name, f"{t_theirs:.3f}", f"{t_ours:.3f}", f"{t_ours / t_theirs:.2f}×", f"{diff:.1e}")
+            table.add_row(str(patches), dtype_name, f"{t_theirs:.3f}", f"{t_ours:.3f}", f"{t_ours / t_theirs:.2f}×",
+                          f"{diff:.1e}")
             console.print(f"done: {patches} patches {dtype_name}", style="dim")
     console.print(table)
     console.print(

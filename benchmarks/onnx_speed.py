@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 import torch
+from _common import image_with_patches, interleaved_medians
 from rich.console import Console
 from rich.table import Table
 
-from _common import image_with_patches, interleaved_medians
 from qwen3vl_inspect import VisionEncoder, preprocess
 from qwen3vl_inspect.export.onnx_export import export_onnx
 from qwen3vl_inspect.export.onnx_run import onnx_stage_outputs
@@ -49,8 +49,8 @@ def main() -> None:
             inputs = preprocess([image_with_patches(patches)], min_pixels=256, max_pixels=patches * 256)
             assert inputs.num_patches == patches, inputs.grid_thw
             with torch.inference_mode():
-                t_ours, t_onnx = interleaved_medians(lambda: encoder(inputs.pixel_values, inputs.grid_thw),
-                                                     lambda: onnx_stage_outputs(path, inputs), args.repeats)
+                t_ours, t_onnx = interleaved_medians(lambda i=inputs: encoder(i.pixel_values, i.grid_thw),
+                                                     lambda i=inputs: onnx_stage_outputs(path, i), args.repeats)
                 ours = encoder(inputs.pixel_values, inputs.grid_thw)
             theirs = onnx_stage_outputs(path, inputs)
             merger = float((theirs["merger"] - ours.pooler_output).abs().max())

@@ -12,10 +12,10 @@ import argparse
 import gc
 
 import torch
+from _common import image_with_patches, reset_peak_rss, rss_bytes
 from rich.console import Console
 from rich.table import Table
 
-from _common import image_with_patches, reset_peak_rss, rss_bytes
 from qwen3vl_inspect import VisionEncoder, preprocess
 from qwen3vl_inspect.tracing import trace
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 
 import torch
+from _common import image_with_patches, interleaved_medians
 from rich.console import Console
 from rich.table import Table
 
-from _common import image_with_patches, interleaved_medians
 from qwen3vl_inspect import VisionEncoder, preprocess
 from qwen3vl_inspect.tracing import trace
 
@@ -31,7 +31,8 @@ def main() -> None:
             encoder(inputs.pixel_values, inputs.grid_thw)
 
     plain_s, traced_s = interleaved_medians(plain, lambda: trace(encoder, inputs).run(), args.repeats)
-    table = Table(title=f"Trace overhead, qwen3-vl-2b preset, {args.patches} patches, fp32 (median of {args.repeats}, interleaved)")
+    table = Table(title=f"Trace overhead, qwen3-vl-2b preset, {args.patches} patches, fp32 "
+                        f"(median of {args.repeats}, interleaved)")
     for column in ("plain forward s", "trace (keep=blocks) s", "ratio"):
         table.add_column(column, justify="right")
     table.add_row(f"{plain_s:.3f}", f"{traced_s:.3f}", f"{traced_s / plain_s:.3f}×")

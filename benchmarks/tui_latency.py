@@ -138,7 +138,7 @@ def key_latency(model: str, repeats: int) -> dict[str, dict[str, list[float]]]:
                 await press(pilot, "n", "n (next stage)", "again")
             await press(pilot, "n", "n (next stage)", "first")  # rotary
             await press(pilot, "n", "n (into block 0: attention)", "first")
-            for index in range(repeats):
+            for _ in range(repeats):
                 await press(pilot, "right_square_bracket", "] (next block)", "first")
                 await press(pilot, "left_square_bracket", "[ (previous block)", "again")
                 await press(pilot, "right_square_bracket", "] (next block)", "again")

@@ -38,9 +38,8 @@ from qwen3vl_inspect import (
     trace,
 )
 from qwen3vl_inspect.breakpoints import ENV_VAR, break_patterns
-from qwen3vl_inspect.session import DEFAULT_MODEL
-from qwen3vl_inspect.session import demo_image_path
 from qwen3vl_inspect.errors import InputError
+from qwen3vl_inspect.session import DEFAULT_MODEL, demo_image_path
 
 console = Console()
 

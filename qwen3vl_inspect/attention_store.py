@@ -13,7 +13,8 @@ all heads H+2 (filled one head at a time); mean of heads 3 (a sum and one head a
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -73,16 +73,17 @@ def unmatched_warning(stage_names: list[str]) -> str | None:
             f"stages are: {describe_names(stage_names)} (globs such as blocks.*.attn work)")
 
 
-def matching_stages(stage: "Stage", patterns: list[str]) -> list["Stage"]:
+def matching_stages(stage: Stage, patterns: list[str]) -> list[Stage]:
     """The stage and/or its sub-stages whose names match one of the patterns, in order."""
     return [s for s in (stage, *stage.substages) if any(fnmatchcase(s.name, p) for p in patterns)]
 
 
-def stop_at_stage(trace: "Trace", stage: "Stage") -> None:
+def stop_at_stage(trace: Trace, stage: Stage) -> None:
     """Enter the debugger with this stage's tensors as locals: `output`, `block_input`, `stage`, `trace`."""
-    output: torch.Tensor | None = trace.tensor(stage.name) if stage.kind != "input" else None
-    block_input = trace.block_input(stage.layer) if stage.layer is not None else None
-    name, explanation = stage.name, stage.explanation  # noqa: F841 - for the debugger's variables view
+    # locals for the debugger's variables view
+    output: torch.Tensor | None = trace.tensor(stage.name) if stage.kind != "input" else None  # noqa: F841
+    block_input = trace.block_input(stage.layer) if stage.layer is not None else None  # noqa: F841
+    name, explanation = stage.name, stage.explanation  # noqa: F841
     breakpoint()  # QWEN3VL_INSPECT_BREAK matched this stage: step or inspect `output`, `block_input`, `trace`
 
 
@@ -96,7 +97,7 @@ def top_level_matches(patterns: list[str], stage_names: list[str]) -> list[str]:
     return [name for name in stage_names if name in hits]
 
 
-def check(trace: "Trace", stage: "Stage") -> None:
+def check(trace: Trace, stage: Stage) -> None:
     if not trace.stop_in_debugger:  # a front end that owns the terminal (the TUI) pauses by itself instead
         return
     patterns = break_patterns()

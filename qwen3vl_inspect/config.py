@@ -75,7 +75,7 @@ class VisionConfig:
         return is_preset_name(self.source)
 
     @classmethod
-    def preset(cls, name: str) -> "VisionConfig":
+    def preset(cls, name: str) -> VisionConfig:
         key = name.lower()
         if key in SHIPPED_WEIGHTS:
             return replace(cls.from_json(SHIPPED_WEIGHTS[key][0] / "config.json"), source=key)
@@ -84,7 +84,7 @@ class VisionConfig:
         return replace(PRESETS[key], source=key)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "dict") -> "VisionConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "dict") -> VisionConfig:
         """Build from a transformers-style vision config dict; keys that don't shape the tower are ignored."""
         rope = data.get("rope_parameters") if isinstance(data.get("rope_parameters"), dict) else {}
         theta = rope.get("rope_theta", data.get("rope_theta", cls.rope_theta))
@@ -99,7 +99,7 @@ class VisionConfig:
         return cls(**kwargs, rope_theta=theta, source=source)
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "VisionConfig":
+    def from_json(cls, path: str | Path) -> VisionConfig:
         """Read a full Qwen3-VL `config.json` (vision part under `vision_config`) or a vision-only one.
 
         Only the data is read: an `auto_map` entry (remote code) is never imported or run.

@@ -34,7 +34,8 @@ DTYPES = ("float32", "bfloat16", "float16")
 MODEL_HELP = (f"default {DEFAULT_MODEL}: a small vision tower shipped with the package, trained on synthetic shapes "
               "(not Qwen's weights). Also: a checkpoint folder (config.json + *.safetensors, e.g. a Qwen3-VL "
               "download), "
-              "a Hugging Face repo id already in the local cache (downloads only with QWEN3VL_INSPECT_DOWNLOAD=1), or a random-weights preset "
+              "a Hugging Face repo id already in the local cache (downloads only with QWEN3VL_INSPECT_DOWNLOAD=1), "
+              "or a random-weights preset "
               "(tiny, qwen3-vl-2b, …)")
 
 

@@ -36,7 +36,7 @@ class Stage:
     seconds: float = 0.0
     layer: int | None = None
     module: str | None = None  # encoder module path that computes it
-    substages: list["Stage"] = field(default_factory=list)
+    substages: list[Stage] = field(default_factory=list)
     stats: TensorStats | None = field(default=None, repr=False)
 
     @property

@@ -44,7 +44,7 @@ class StageName:
     index: int | None = None  # the DeepStack merger, for "deepstack"
 
     @classmethod
-    def parse(cls, text: "str | StageName") -> "StageName":
+    def parse(cls, text: str | StageName) -> StageName:
         if isinstance(text, StageName):
             return text
         parts = str(text).split(".")
@@ -63,11 +63,11 @@ class StageName:
                          f"blocks.3.attn, deepstack.0, merger")
 
     @classmethod
-    def block(cls, layer: int) -> "StageName":
+    def block(cls, layer: int) -> StageName:
         return cls(BLOCK, layer=layer)
 
     @classmethod
-    def deepstack(cls, index: int) -> "StageName":
+    def deepstack(cls, index: int) -> StageName:
         return cls(DEEPSTACK, index=index)
 
     def __str__(self) -> str:
@@ -108,16 +108,16 @@ class StageName:
         return self.index
 
     @property
-    def top(self) -> "StageName":
+    def top(self) -> StageName:
         """The top-level stage: a step's block, else itself."""
         return StageName.block(self.block_number) if self.kind == STEP else self
 
-    def at_step(self, step: str | None) -> "StageName":
+    def at_step(self, step: str | None) -> StageName:
         """This name's block at `step` (None: the block itself)."""
         layer = self.block_number
         return StageName(STEP, layer, step) if step is not None else StageName.block(layer)
 
-    def in_layer(self, layer: int) -> "StageName":
+    def in_layer(self, layer: int) -> StageName:
         """The same step of another block (`blocks.3.mlp` → `blocks.4.mlp`)."""
         return StageName.block(layer).at_step(self.step)
 
@@ -135,11 +135,11 @@ class StageName:
 
     # ---- titles ---------------------------------------------------------------------------------------
 
-    def short_title(self, config: "VisionConfig | None" = None) -> str:
+    def short_title(self, config: VisionConfig | None = None) -> str:
         """What a list row under its block says: a step's own title ("attention")."""
         return STEP_TITLES[self.step or ""] if self.kind == STEP else self.title(config)
 
-    def title(self, config: "VisionConfig | None" = None) -> str:
+    def title(self, config: VisionConfig | None = None) -> str:
         if self.kind == BLOCK:
             return f"block {self.layer}"
         if self.kind == STEP:

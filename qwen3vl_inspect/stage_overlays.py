@@ -8,6 +8,7 @@ number here comes from `Trace.patch_norms`, `Trace.attention` or `Trace.rollout`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 

@@ -15,8 +15,9 @@ tensors when asked; "all" keeps them too. A failing stage leaves every earlier s
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -139,7 +140,7 @@ class Trace:
             self.step()
         return self[str(name)]
 
-    def run(self) -> "Trace":
+    def run(self) -> Trace:
         while self.step() is not None:
             pass
         return self
@@ -335,7 +336,8 @@ class Trace:
         n, c = self.inputs.num_patches, self.config
         width = torch.finfo(self.dtype).bits // 8
         per_hidden = n * c.hidden_size * width
-        kept_per_block = per_hidden * (7 if self.keep == "all" else 1) + (n * c.intermediate_size * width if self.keep == "all" else 0)
+        keep_all = self.keep == "all"
+        kept_per_block = per_hidden * (7 if keep_all else 1) + (n * c.intermediate_size * width if keep_all else 0)
         merged = n // c.merge_unit * c.out_hidden_size * width * (1 + len(c.deepstack_visual_indexes))
         return n * c.patch_dim * 4 + 3 * per_hidden + 2 * n * c.head_dim * 4 + c.depth * kept_per_block + merged
 

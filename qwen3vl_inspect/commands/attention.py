@@ -24,7 +24,8 @@ def parse_query(text: str | None, grid_h: int, grid_w: int) -> tuple[int, int] |
     except ValueError:
         raise InputError(f"--query '{safe_text(text)}': expected ROW,COL, e.g. --query 4,7") from None
     if not (0 <= row < grid_h and 0 <= col < grid_w):
-        raise InputError(f"--query {row},{col} is outside the {grid_h}×{grid_w} patch grid (rows 0..{grid_h - 1}, cols 0..{grid_w - 1})")
+        raise InputError(f"--query {row},{col} is outside the {grid_h}×{grid_w} patch grid "
+                         f"(rows 0..{grid_h - 1}, cols 0..{grid_w - 1})")
     return row, col
 
 

@@ -23,7 +23,7 @@ HEADER = ("stage", "status", "shape a → b", "max abs err", "tolerance", "worst
           "rel err", "cos min/mean", "SQNR dB", "NaN/Inf a·b")
 
 
-def row_cells(row: "StageComparison") -> list[str]:
+def row_cells(row: StageComparison) -> list[str]:
     """The cells of one stage, as plain text (shared by the rich table, HTML and the TUI)."""
     shape = fmt_shape(row.shape_a) if row.shape_a == row.shape_b else f"{fmt_shape(row.shape_a)} → {fmt_shape(row.shape_b)}"
     d = row.diff
@@ -46,12 +46,13 @@ def row_cells(row: "StageComparison") -> list[str]:
     return [row.name, status, shape, *numbers]
 
 
-def comparison_table(result: "Comparison") -> Table:
+def comparison_table(result: Comparison) -> Table:
     table = Table(title=f"a = {result.a_label}   b = {result.b_label}   grid {result.grid_thw.tolist()}",
                   title_justify="left", caption=f"tolerance: {result.tolerance_note}", caption_justify="left")
     for column in HEADER:
         table.add_column(column, justify="right" if column in ("max abs err", "tolerance", "rel err", "SQNR dB") else "left",
-                         min_width=20 if column == "status" else None, no_wrap=column in ("stage", "shape a → b", "worst (t,h,w)"))
+                         min_width=20 if column == "status" else None,
+                         no_wrap=column in ("stage", "shape a → b", "worst (t,h,w)"))
     first = result.first_divergence
     for row in result.stages:
         cells = row_cells(row)
@@ -61,18 +62,19 @@ def comparison_table(result: "Comparison") -> Table:
     return table
 
 
-def verdict_text(result: "Comparison") -> Text:
+def verdict_text(result: Comparison) -> Text:
     return Text(result.verdict, style="bold green" if result.ok else "bold red")
 
 
-def comparison_renderable(result: "Comparison") -> Group:
+def comparison_renderable(result: Comparison) -> Group:
     findings = [Text(f"• {line}") for line in result.findings()]
     return Group(comparison_table(result), *findings, verdict_text(result))
 
 
-def comparison_html(result: "Comparison") -> str:
+def comparison_html(result: Comparison) -> str:
     rows = [row_cells(row) for row in result.stages]
-    caption = f"a = {result.a_label} · b = {result.b_label} · grid {result.grid_thw.tolist()} · tolerance: {result.tolerance_note}"
+    caption = (f"a = {result.a_label} · b = {result.b_label} · grid {result.grid_thw.tolist()} · "
+               f"tolerance: {result.tolerance_note}")
     table = html_table(rows, HEADER, caption)
     import html
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from qwen3vl_inspect.comparison.result import Comparison
 
 
-def error_growth_figure(result: "Comparison", ax=None):
+def error_growth_figure(result: Comparison, ax=None):
     """Max abs error and tolerance at every top-level stage (patch_embed … blocks … merger), log scale.
 
     Sub-stages are left out so the x axis reads as depth; diverged stages are red dots.
@@ -40,7 +40,7 @@ def error_growth_figure(result: "Comparison", ax=None):
     return fig
 
 
-def default_stage(result: "Comparison") -> str:
+def default_stage(result: Comparison) -> str:
     """The first divergence with per-token numbers, else the merger (what the language model receives)."""
     for row in result.stages:
         if not row.ok and row.diff is not None and row.location is not None:
@@ -49,7 +49,7 @@ def default_stage(result: "Comparison") -> str:
     return "merger" if "merger" in names else names[-1]
 
 
-def error_grid(result: "Comparison", name: str | None = None, image: int = 0) -> torch.Tensor:
+def error_grid(result: Comparison, name: str | None = None, image: int = 0) -> torch.Tensor:
     """[grid_h, grid_w] max abs error per patch of image `image`, frame 0, raster order.
 
     Merged-token stages (N/4 rows) give each of a token's 2×2 patches the token's error."""
@@ -70,7 +70,7 @@ def error_grid(result: "Comparison", name: str | None = None, image: int = 0) ->
     return merge_to_raster(frame, torch.tensor([[1, h, w]]), size).reshape(h, w)  # (h, w)
 
 
-def _merge_size(result: "Comparison") -> int:
+def _merge_size(result: Comparison) -> int:
     for row in result.stages:
         if row.merged and row.shape_a:
             patches = int(result.grid_thw.prod(-1).sum())
@@ -78,7 +78,7 @@ def _merge_size(result: "Comparison") -> int:
     return 2
 
 
-def error_overlay_figure(result: "Comparison", name: str | None = None, image: int = 0, ax=None):
+def error_overlay_figure(result: Comparison, name: str | None = None, image: int = 0, ax=None):
     """The per-patch error of one stage over the resized image; returns the Figure."""
     from qwen3vl_inspect.render.heatmap import overlay_figure
 

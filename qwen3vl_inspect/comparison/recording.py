@@ -13,9 +13,10 @@ plus the integer tensors `position_ids` ([N, 2] rotary row/col) and `cu_seqlens`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn

@@ -24,8 +24,18 @@ from qwen3vl_inspect.comparison import tolerance as tol
 from qwen3vl_inspect.comparison.metrics import difference
 from qwen3vl_inspect.comparison.recording import INTEGER_STAGES, Recording, module_dtype, record
 from qwen3vl_inspect.comparison.replay import NO_UPSTREAM, REPLAY, local_error
-from qwen3vl_inspect.comparison.result import (DIVERGED, EQUAL, INHERITED, INTRODUCED, MISSING_A, MISSING_B,
-                                            SHAPE_MISMATCH, WITHIN, Comparison, StageComparison)
+from qwen3vl_inspect.comparison.result import (
+    DIVERGED,
+    EQUAL,
+    INHERITED,
+    INTRODUCED,
+    MISSING_A,
+    MISSING_B,
+    SHAPE_MISMATCH,
+    WITHIN,
+    Comparison,
+    StageComparison,
+)
 from qwen3vl_inspect.inputs.image import VisionInputs
 from qwen3vl_inspect.inputs.layout import token_pixel_box
 

@@ -142,7 +142,8 @@ def _check_ours(path: Path, outputs: list[tuple[str, str]], config: VisionConfig
     missing = ([name_range("deepstack", missing_taps)] if missing_taps else [])
     if "merger" not in names:
         missing.insert(0, "pooled output merger")
-    return OnnxCheck(path, outputs, True, f"config in the file's metadata, taps at blocks {list(config.deepstack_visual_indexes)}",
+    taps = list(config.deepstack_visual_indexes)
+    return OnnxCheck(path, outputs, True, f"config in the file's metadata, taps at blocks {taps}",
                      expected, [n for n in names if n.startswith("deepstack.")], "merger" if "merger" in names else None,
                      patch_axis, missing)
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from qwen3vl_inspect.config import VisionConfig
-from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.export.graph import INPUT_NAMES, ExportedEncoder, graph_inputs
+from qwen3vl_inspect.model.encoder import VisionEncoder
 
 DEFAULT_OPSET = 18
 METADATA_CONFIG = "qwen3vl_inspect.vision_config"

@@ -10,8 +10,8 @@ Nothing here imports transformers except `fusion.decoder` (the optional language
 
 from qwen3vl_inspect.fusion.deepstack import DeepStackPlan, Injection, deepstack_plan
 from qwen3vl_inspect.fusion.fuse import DEFAULT_TEXT, fuse, fuse_trace
-from qwen3vl_inspect.fusion.result import FusionResult, TokenInfo, TokenRun
 from qwen3vl_inspect.fusion.mrope import MRopeLayout, modality_types, mrope_layout, rope_index
+from qwen3vl_inspect.fusion.result import FusionResult, TokenInfo, TokenRun
 from qwen3vl_inspect.fusion.text_config import TextSide, text_side_for
 from qwen3vl_inspect.fusion.tokens import (
     SPECIAL_TOKENS,

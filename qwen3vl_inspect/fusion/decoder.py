@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
     from qwen3vl_inspect.fusion.fuse import FusionResult
 
 
-def measure_injections(result: "FusionResult", checkpoint: str | Path | None = None,
-                       attn_implementation: str = "sdpa") -> "FusionResult":
+def measure_injections(result: FusionResult, checkpoint: str | Path | None = None,
+                       attn_implementation: str = "sdpa") -> FusionResult:
     """A copy of `result` whose DeepStack plan has the hidden-state norms before/after each injection."""
     folder = Path(str(checkpoint or result.checkpoint or "")).expanduser()
     if not result.text_side.has_language_model or not folder.is_dir():

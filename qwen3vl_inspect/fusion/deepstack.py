@@ -61,7 +61,7 @@ class DeepStackPlan:
     measured_with: str | None = None  # what produced hidden_before/after, when measured
     notes: tuple[str, ...] = field(default_factory=tuple)
 
-    def with_measurements(self, rows: Sequence[dict[str, float | None]], how: str) -> "DeepStackPlan":
+    def with_measurements(self, rows: Sequence[dict[str, float | None]], how: str) -> DeepStackPlan:
         """Copy with hidden-state norms per injection (`rows[k]` has hidden_before/hidden_after/text_hidden)."""
         injections = tuple(replace(inj, **rows[inj.index]) for inj in self.injections)
         return replace(self, injections=injections, measured_with=how)

@@ -22,7 +22,7 @@ def _span(values: list[int]) -> str:
     return str(low) if low == high else f"{low}…{high}"
 
 
-def _run_label(result: "FusionResult", run: "TokenRun") -> str:
+def _run_label(result: FusionResult, run: TokenRun) -> str:
     if run.media is None:
         return repr(run.label) if run.kind == "text" else run.label
     t, h, w = result.grid_thw[run.media].tolist()
@@ -31,7 +31,7 @@ def _run_label(result: "FusionResult", run: "TokenRun") -> str:
     return f"{run.label} ×{run.count}  ({where}: {h // merge}×{w // merge} merged from {h}×{w} patches)"
 
 
-def token_sequence(result: "FusionResult") -> Text:
+def token_sequence(result: FusionResult) -> Text:
     """The prompt as the model sees it, one piece after another, pads shown as `<|image_pad|>×N`."""
     text = Text()
     for run in result.runs():
@@ -44,7 +44,7 @@ def token_sequence(result: "FusionResult") -> Text:
     return text
 
 
-def position_table(result: "FusionResult") -> Table:
+def position_table(result: FusionResult) -> Table:
     table = Table(title=f"MRoPE position ids (rope delta {result.rope_delta:+d})", title_justify="left")
     for column in ("idx", "id", "token", "t", "h", "w"):
         table.add_column(column, justify="right" if column in ("idx", "id", "t", "h", "w") else "left",
@@ -58,7 +58,7 @@ def position_table(result: "FusionResult") -> Table:
     return table
 
 
-def header(result: "FusionResult") -> Text:
+def header(result: FusionResult) -> Text:
     visual = int(result.visual_pos_mask.sum())
     embeds = result.inputs_embeds
     text = Text(f"{result.seq_len} tokens ({visual} visual) · inputs_embeds {list(embeds.shape)} "
@@ -70,13 +70,13 @@ def header(result: "FusionResult") -> Text:
     return text
 
 
-def render_result(result: "FusionResult") -> Group:
+def render_result(result: FusionResult) -> Group:
     parts: list[Any] = [header(result), Text("\ntoken sequence", style="bold"), token_sequence(result), Text(""),
                         position_table(result), result.mrope, Text(""), result.deepstack]
     return Group(*parts)
 
 
-def result_to_dict(result: "FusionResult") -> dict[str, Any]:
+def result_to_dict(result: FusionResult) -> dict[str, Any]:
     pos = result.position_ids.reshape(3, -1)
     ids = result.input_ids.reshape(-1).tolist()
     runs = []

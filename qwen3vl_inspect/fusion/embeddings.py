@@ -36,7 +36,8 @@ def find_embedding_table(folder: str | Path) -> tuple[Path, str, tuple[int, int]
     shard = folder / weight_map[key]
     with _open(shard) as handle:
         if key not in set(handle.keys()):
-            raise CheckpointError(f"{shard}: the index lists {key!r} in this shard but it is not there; re-download the checkpoint")
+            raise CheckpointError(f"{shard}: the index lists {key!r} in this shard but it is not there; "
+                                  "re-download the checkpoint")
         info = handle.get_slice(key)
         shape = tuple(info.get_shape())
         dtype = info.get_dtype()

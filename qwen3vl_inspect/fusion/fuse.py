@@ -26,7 +26,13 @@ from qwen3vl_inspect.fusion.mrope import modality_types, mrope_layout, rope_inde
 from qwen3vl_inspect.fusion.result import MEDIA_KINDS, FusionResult, TokenInfo
 from qwen3vl_inspect.fusion.text_config import TextSide, text_side_for
 from qwen3vl_inspect.fusion.tokens import (
-    DEFAULT_VIDEO_FPS, IMAGE_PAD, VIDEO_PAD, chat_prompt, expand_placeholders, load_tokenizer, video_timestamps,
+    DEFAULT_VIDEO_FPS,
+    IMAGE_PAD,
+    VIDEO_PAD,
+    chat_prompt,
+    expand_placeholders,
+    load_tokenizer,
+    video_timestamps,
 )
 from qwen3vl_inspect.inputs.layout import token_pixel_box
 
@@ -119,7 +125,7 @@ def fuse(
     )
 
 
-def fuse_trace(tr: "Trace", text: str = DEFAULT_TEXT, checkpoint: str | Path | None = None, **kwargs: Any) -> FusionResult:
+def fuse_trace(tr: Trace, text: str = DEFAULT_TEXT, checkpoint: str | Path | None = None, **kwargs: Any) -> FusionResult:
     """`fuse` for a Trace: runs what is left of it, reads media kinds from its inputs, and the checkpoint
     (folder or preset) the encoder came from unless one is given."""
     tr.run()

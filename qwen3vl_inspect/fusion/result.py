@@ -119,7 +119,7 @@ class FusionResult:
 
         return result_to_dict(self)
 
-    def __rich__(self) -> "RenderableType":
+    def __rich__(self) -> RenderableType:
         from qwen3vl_inspect.fusion.display import render_result
 
         return render_result(self)

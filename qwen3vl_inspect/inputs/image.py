@@ -14,15 +14,14 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from qwen3vl_inspect.errors import ImageError, InputError
 from qwen3vl_inspect.config import VisionConfig
-from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
+from qwen3vl_inspect.errors import ImageError, InputError
 from qwen3vl_inspect.inputs.preprocess import (
     patchify,
     rescale_and_normalize,
@@ -30,6 +29,7 @@ from qwen3vl_inspect.inputs.preprocess import (
     unpatchify,
     unpatchify_frames,
 )
+from qwen3vl_inspect.inputs.processor_config import ProcessorConfig
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -74,7 +74,7 @@ _MAGIC = {
     b"\x00\x00\x00\x0cjP  ": "JPEG2000", b"\xffO\xffQ": "JPEG2000",
 }
 
-ImageLike = Union[Image.Image, np.ndarray, str, os.PathLike]
+ImageLike = Union[Image.Image, np.ndarray, str, "os.PathLike[str]"]  # noqa: UP007 - a runtime alias on Python 3.10
 
 
 
@@ -179,7 +179,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return rgb
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open an image file as an upright RGB PIL image, or raise ImageError with one clear line.
 
     EXIF orientation is applied (phones store portrait photos sideways plus a tag; the model
@@ -298,7 +298,7 @@ def preprocess(
     patch_size, merge_size, temporal_patch_size = settings.patch_size, settings.merge_size, settings.temporal_patch_size
     image_mean, image_std = settings.image_mean, settings.image_std
     factor = patch_size * merge_size
-    items = list(images_or_frames) if isinstance(images_or_frames, (list, tuple)) else [images_or_frames]
+    items: list[Any] = list(images_or_frames) if isinstance(images_or_frames, (list, tuple)) else [images_or_frames]
     if not items:
         raise InputError("no images given; pass an image, a path, or a list of them")
 

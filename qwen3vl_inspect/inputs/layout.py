@@ -87,7 +87,7 @@ def token_pixel_box(
     if index < 0:
         raise IndexError(f"token index {index} is negative")
     offset = index
-    for image, (t, h, w) in enumerate(grid_thw.tolist()):
+    for image, (t, h, w) in enumerate(grid_thw.tolist()):  # noqa: B007 - the loop stops at the token's image
         count = t * h * w // (unit if merged else 1)
         if offset < count:
             break

@@ -10,9 +10,8 @@ folder, CLIP normalization); `ProcessorConfig.from_pretrained` reads the folder'
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from dataclasses import replace
 from typing import Any
 
 from qwen3vl_inspect.config import VisionConfig

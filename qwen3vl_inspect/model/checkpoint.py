@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterator, Mapping
+from io import RawIOBase
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,8 +100,8 @@ def _read_tensors(
             yield name, raw.view(_TORCH_DTYPES[dtype]).reshape(shape)  # (bytes,) -> shape, little-endian as stored
 
 
-def _read_exactly(handle: BinaryIO, buffer: np.ndarray, path: Path, key: str) -> None:
-    view, done = memoryview(buffer), 0
+def _read_exactly(handle: RawIOBase, buffer: np.ndarray, path: Path, key: str) -> None:
+    view, done = memoryview(buffer.data), 0  # the array's own bytes: readinto fills them in place
     while done < len(view):
         got = handle.readinto(view[done:])
         if not got:
@@ -297,7 +298,8 @@ def _open(path: Path) -> Any:
     try:
         return safe_open(str(path), framework="pt", device="cpu")
     except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it is truncated or corrupt, re-download it") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it is truncated or corrupt, "
+                              "re-download it") from None
 
 
 def _refuse_lfs_pointer(path: Path) -> None:

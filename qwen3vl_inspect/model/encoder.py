@@ -60,7 +60,7 @@ class VisionEncoder(nn.Module):
         dtype: torch.dtype | None = None,
         device: str | torch.device | None = None,
         attn_implementation: str = "sdpa",
-    ) -> "VisionEncoder":
+    ) -> VisionEncoder:
         """Load a local Hugging Face checkpoint folder (safetensors), a preset whose weights ship with the
         package ("demo"), or build a preset with seeded random weights.
 
@@ -85,7 +85,7 @@ class VisionEncoder(nn.Module):
     @classmethod
     def _from_folder(
         cls, path: Path, dtype: torch.dtype | None, device: str | torch.device | None, attn_implementation: str
-    ) -> "VisionEncoder":
+    ) -> VisionEncoder:
         from qwen3vl_inspect.model.checkpoint import load_vision_state_dict
 
         config = VisionConfig.from_json(path / "config.json")

@@ -8,7 +8,7 @@ softmax(QKᵀ·scale) in float32 whose probabilities pass through `attn.probs`, 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

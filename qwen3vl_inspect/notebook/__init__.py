@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from qwen3vl_inspect.notebook.attention_controller import AttentionController
 from qwen3vl_inspect.notebook.plots import overlay_grid, overlay_plot
 from qwen3vl_inspect.notebook.stats_controller import StatsController
+from qwen3vl_inspect.notebook.stepper_controller import StepperController
 from qwen3vl_inspect.render.html import stage_html, stats_rows_html, trace_html
 from qwen3vl_inspect.session import MODEL_ENV, default_model, open_trace, sample_image
 from qwen3vl_inspect.stats_rows import StatsRow
-from qwen3vl_inspect.notebook.stepper_controller import StepperController
 
 if TYPE_CHECKING:
     from qwen3vl_inspect.notebook.attention_explorer import AttentionExplorer

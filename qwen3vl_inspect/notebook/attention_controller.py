@@ -12,14 +12,14 @@ from typing import Any
 
 from PIL import Image
 
+from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.formatting import fmt_float
 from qwen3vl_inspect.notebook import widget_picture
 from qwen3vl_inspect.session import first_image
 from qwen3vl_inspect.stage_name import StageName
-from qwen3vl_inspect.tracing import Trace
-from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
+from qwen3vl_inspect.tracing import Trace
 
 MODES = ("head", "mean", "rollout")
 

@@ -9,8 +9,8 @@ import ipywidgets as widgets
 
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.notebook import widget_picture
-from qwen3vl_inspect.render.html import stage_html
 from qwen3vl_inspect.notebook.stepper_controller import StepperController
+from qwen3vl_inspect.render.html import stage_html
 from qwen3vl_inspect.tracing import Trace
 
 

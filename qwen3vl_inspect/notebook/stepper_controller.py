@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from PIL import Image
 
+from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.notebook import widget_picture
 from qwen3vl_inspect.session import first_image
 from qwen3vl_inspect.stage import Stage, StageError
 from qwen3vl_inspect.stage_name import StageName
-from qwen3vl_inspect.tracing import Trace
-from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
+from qwen3vl_inspect.tracing import Trace
 
 FIXED_VIEWS = {"input": stage_overlays.IMAGE, "patchify": stage_overlays.PATCHIFY, "rotary": stage_overlays.ROTARY}
 

@@ -110,7 +110,7 @@ class ForwardHookManager:
     @contextmanager
     def capture(
         self, model: nn.Module, names: str | Sequence[str], keep_tensors: bool | None = None
-    ) -> Iterator["ForwardHookManager"]:
+    ) -> Iterator[ForwardHookManager]:
         """Hooks for the duration of a `with` block; removed in `finally`, even on error."""
         try:
             self.register_module_hooks(model, names, keep_tensors=keep_tensors)
@@ -118,7 +118,7 @@ class ForwardHookManager:
         finally:
             self.remove_hooks()
 
-    def __enter__(self) -> "ForwardHookManager":
+    def __enter__(self) -> ForwardHookManager:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -94,7 +94,7 @@ class ShapeTracer:
     # ---- recording ----------------------------------------------------------------------------
 
     @contextmanager
-    def capture(self, model: nn.Module) -> Iterator["ShapeTracer"]:
+    def capture(self, model: nn.Module) -> Iterator[ShapeTracer]:
         """Record every module call made inside the block; hooks removed in `finally`."""
         self.model_type = type(model).__name__
         handles: list[RemovableHandle] = []
@@ -108,7 +108,7 @@ class ShapeTracer:
                 handle.remove()
             self._open.clear()
 
-    def trace(self, model: nn.Module, *args: Any, **kwargs: Any) -> "ShapeTracer":
+    def trace(self, model: nn.Module, *args: Any, **kwargs: Any) -> ShapeTracer:
         """Run `model(*args, **kwargs)` once without gradients; keep its result in `.output`."""
         with self.capture(model), torch.no_grad():
             self.output = model(*args, **kwargs)

@@ -8,9 +8,8 @@ number, and "how many, and is the rest sane?" is exactly what a NaN hunt needs.
 
 from __future__ import annotations
 
-import math
-
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 

@@ -54,7 +54,7 @@ def _header(names: Iterable[str]) -> str:
     return "<tr>" + "".join(f'<th style="{LEFT}">{_e(n)}</th>' for n in names) + "</tr>"
 
 
-def trace_html(tr: "Trace") -> str:
+def trace_html(tr: Trace) -> str:
     """The run so far: one row per computed top-level stage (sub-stages: `tr['blocks.3.attn']`)."""
     computed, total = len(tr.stages), len(tr.stage_names)
     head = (f"<b>Trace</b> · {_e(tr.config.source)} · {_e(tr.encoder.weights_source)} · "
@@ -94,20 +94,21 @@ def stats_html(stats: TensorStats | None) -> str:
     return f'<table style="border-collapse:collapse">{body}</table>'
 
 
-def stage_html(stage: "Stage") -> str:
+def stage_html(stage: Stage) -> str:
     """One stage: title, where it is computed, shapes, stats (NaN/Inf in red) and what it does."""
     shapes = " ".join(fmt_shape(s) for s in stage.input_shapes) + " → " + fmt_shape(stage.output_shape)
     where = f" · module <code>{_e(stage.module)}</code>" if stage.module else ""
     stats = stage.stats
     flag = ""
     if stats is not None and not stats.is_finite:
-        flag = f'<div style="{RED}">this stage holds NaN/Inf: {nonfinite_html(stats.nan_count, stats.posinf_count, stats.neginf_count)}</div>'
+        counts = nonfinite_html(stats.nan_count, stats.posinf_count, stats.neginf_count)
+        flag = f'<div style="{RED}">this stage holds NaN/Inf: {counts}</div>'
     return (f'<div class="qwen3vl-stage"><div><b>{_e(stage.title)}</b> <code>{_e(stage.name)}</code>{where}</div>'
             f'<div style="font-family:monospace">{_e(shapes)} · {_e(stage.dtype)}</div>{flag}'
             f"{stats_html(stats)}<p style=\"max-width:60em\">{_e(stage.explanation)}</p></div>")
 
 
-def stats_rows_html(rows: "list[StatsRow]", tr: "Trace | None" = None) -> str:
+def stats_rows_html(rows: list[StatsRow], tr: Trace | None = None) -> str:
     """The StatsTable: every row's numbers, NaN/Inf rows tinted and their counts in red."""
     table = [_header(("stage", "title", "shape", "dtype", "min", "max", "mean", "std", "NaN", "Inf", "zeros"))]
     for r in rows:

@@ -9,6 +9,7 @@ fractional sizes and the picture is still faithful, only unaligned.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 from PIL import Image
 

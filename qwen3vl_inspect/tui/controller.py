@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from qwen3vl_inspect.config import VisionConfig
+from qwen3vl_inspect import breakpoints, stage_overlays
+from qwen3vl_inspect.config import VisionConfig, checkpoint_folder, weights_label
 from qwen3vl_inspect.fusion.fuse import DEFAULT_TEXT
 from qwen3vl_inspect.inputs.image import VisionInputs
-from qwen3vl_inspect.config import checkpoint_folder, weights_label
 from qwen3vl_inspect.model.encoder import VisionEncoder
 from qwen3vl_inspect.session import load_encoder
-from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
-from qwen3vl_inspect import breakpoints, stage_overlays
-from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.stage_name import StageName
+from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
+from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
 from qwen3vl_inspect.tui.failure import Failure
 from qwen3vl_inspect.tui.run_state import Next, RunControl
 from qwen3vl_inspect.tui.stages import FUSION, planned_title
@@ -152,25 +152,25 @@ class Inspector:
             self.encoder, self.trace, self.weights = encoder, traced, encoder.weights_source
         return self.run.loaded()
 
-    def fuse(self) -> "FusionResult":
+    def fuse(self) -> FusionResult:
         """`fusion_of_run` and `fused` in one call, for scripts and tests."""
         result = self.fusion_of_run()
         self.fused(result)
         return result
 
-    def fusion_of_run(self) -> "FusionResult":
+    def fusion_of_run(self) -> FusionResult:
         """The finished Trace's output placed in the language model's input; runs in a worker thread."""
         from qwen3vl_inspect.fusion import fuse_trace
 
         with self.lock:
             return fuse_trace(self.trace, text=self.text)
 
-    def fused(self, result: "FusionResult | None", failure: Failure | None = None) -> None:
+    def fused(self, result: FusionResult | None, failure: Failure | None = None) -> None:
         """The fusion view's result or why there is none (UI thread)."""
         self.fusion, self.fusion_failure = result, failure
         self.run.fusion_finished(len(self.names), failure)
 
-    def compare_against(self) -> "Comparison":
+    def compare_against(self) -> Comparison:
         """Run `--against B` on the same inputs and compare it with this encoder; call from a worker thread."""
         from qwen3vl_inspect.comparison import compare
         from qwen3vl_inspect.comparison.sides import build_against
@@ -180,7 +180,7 @@ class Inspector:
             self.comparison = compare(self.encoder, b, self.inputs)
         return self.comparison
 
-    def divergence(self, name: str) -> "StageComparison | None":
+    def divergence(self, name: str) -> StageComparison | None:
         """The comparison row of a stage (a block's last residual is the block output), if compared."""
         if self.comparison is None:
             return None
@@ -337,7 +337,7 @@ class Inspector:
         rows, cols = self.grid_h // self.merge, self.grid_w // self.merge
         self.token = (min(max(row, 0), rows - 1), min(max(col, 0), cols - 1))
 
-    def selected_token(self) -> "TokenInfo | None":
+    def selected_token(self) -> TokenInfo | None:
         from qwen3vl_inspect.tui.fusion_view import token_at
 
         return None if self.fusion is None else token_at(self.fusion, *self.token)

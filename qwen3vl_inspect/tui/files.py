@@ -26,7 +26,7 @@ def free_path(folder: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-def png_name(inspector: "Inspector", spec: ViewSpec) -> str:
+def png_name(inspector: Inspector, spec: ViewSpec) -> str:
     """`demo-blocks.3-h5-q4_7`: image, stage, and for attention the head (or mean/rollout) and query;
     `demo-fusion-seq58`: the fusion view and its selected token's sequence index."""
     parts = [inspector.image_path.stem, spec.stage]
@@ -38,7 +38,7 @@ def png_name(inspector: "Inspector", spec: ViewSpec) -> str:
     return "-".join(parts)
 
 
-def save_png(inspector: "Inspector", spec: ViewSpec, shown: Overlay | None) -> Path:
+def save_png(inspector: Inspector, spec: ViewSpec, shown: Overlay | None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -71,7 +71,7 @@ def save_png(inspector: "Inspector", spec: ViewSpec, shown: Overlay | None) -> P
     return path
 
 
-def export_json(inspector: "Inspector") -> Path:
+def export_json(inspector: Inspector) -> Path:
     with inspector.lock:  # summary() reads every block step's stats: recomputed under the Trace's lock
         data = inspector.trace.summary() if inspector.trace is not None else {"computed": 0}
     data["image"] = str(inspector.image_path)

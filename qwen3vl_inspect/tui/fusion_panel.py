@@ -12,9 +12,9 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from qwen3vl_inspect.formatting import fmt_float, safe_text
 from qwen3vl_inspect.fusion import FusionResult, TokenInfo
 from qwen3vl_inspect.fusion.display import STYLES
-from qwen3vl_inspect.formatting import fmt_float, safe_text
 
 SELECTED = "bold cyan"
 TEXT_SHADES = ("on grey15", "on grey27")
@@ -110,7 +110,8 @@ def deepstack_table(result: FusionResult) -> list[RenderableType]:
                       str(inj.text_layer), fmt_float(inj.feature_norm, 3))
     note = Text(f"each feature, merged from a vision block's output, is added to the hidden states after its "
                 f"text layer, at the {plan.visual_tokens} image positions only. Mean L2 norms: merger output "
-                f"(image embeddings) {fmt_float(plan.visual_embed_norm, 3)}, text embeddings {fmt_float(plan.text_embed_norm, 3)}",
+                f"(image embeddings) {fmt_float(plan.visual_embed_norm, 3)}, "
+                f"text embeddings {fmt_float(plan.text_embed_norm, 3)}",
                 style="dim")
     for line in plan.notes:
         note.append(f"\n{line}", style="yellow")

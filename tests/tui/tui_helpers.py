@@ -4,7 +4,8 @@ way to wait (by polling the app's own state, never by timing) until the encoder 
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
+
 
 def tui_args(image: str | None = None, model: str = "tiny", step: bool = False, **extra) -> argparse.Namespace:
     values = dict(image=image, model=model, device="cpu", dtype="float32", min_pixels=None, max_pixels=None, step=step)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from qwen3vl_inspect import VisionEncoder, VisionConfig
+from qwen3vl_inspect import VisionConfig, VisionEncoder
 from qwen3vl_inspect.cli import main
 
 

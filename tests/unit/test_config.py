@@ -1,5 +1,6 @@
 """VisionConfig: presets, config.json reading, refusals."""
 
+import dataclasses
 import json
 
 import pytest
@@ -35,7 +36,7 @@ def test_unknown_preset_lists_the_choices():
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         VisionConfig.preset("tiny").depth = 3  # type: ignore[misc]
 
 

@@ -11,7 +11,11 @@ import pytest
 from qwen3vl_inspect.errors import InputError
 from qwen3vl_inspect.fusion import tokens
 from qwen3vl_inspect.fusion.tokens import (
-    SPECIAL_TOKENS, chat_prompt, expand_placeholders, load_tokenizer, video_timestamps,
+    SPECIAL_TOKENS,
+    chat_prompt,
+    expand_placeholders,
+    load_tokenizer,
+    video_timestamps,
 )
 
 # Published ids (Qwen2/2.5/3 vocabulary): tokenizer.json of the Qwen models on the Hub.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from qwen3vl_inspect.session import DEFAULT_MODEL
 from qwen3vl_inspect.config import VisionConfig, checkpoint_folder
+from qwen3vl_inspect.session import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 VSCODE = ROOT / ".vscode"

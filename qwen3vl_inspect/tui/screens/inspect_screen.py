@@ -17,17 +17,17 @@ from textual.widgets import Footer
 from qwen3vl_inspect import stage_overlays
 from qwen3vl_inspect.config import checkpoint_folder
 from qwen3vl_inspect.formatting import safe_text
+from qwen3vl_inspect.stage_name import StageName
+from qwen3vl_inspect.stage_overlays import ViewSpec
+from qwen3vl_inspect.teaching import explain
 from qwen3vl_inspect.tui import keys
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import FUSION, Inspector
 from qwen3vl_inspect.tui.failure import FailureKind
-from qwen3vl_inspect.tui.run_state import Next
-from qwen3vl_inspect.stage_name import StageName
-from qwen3vl_inspect.stage_overlays import ViewSpec
-from qwen3vl_inspect.tui.screens.help_screen import HelpScreen
-from qwen3vl_inspect.teaching import explain
 from qwen3vl_inspect.tui.fusion_panel import panel as fusion_panel
 from qwen3vl_inspect.tui.fusion_view import image_tokens, merged_grid
+from qwen3vl_inspect.tui.run_state import Next
+from qwen3vl_inspect.tui.screens.help_screen import HelpScreen
 from qwen3vl_inspect.tui.screens.workers import EngineWorkers
 from qwen3vl_inspect.tui.widgets.head_table import HeadTable
 from qwen3vl_inspect.tui.widgets.image_view import ImageView
@@ -110,7 +110,8 @@ class InspectScreen(EngineWorkers, Screen):
 
     def on_load_failed(self, message: msg.LoadFailed) -> None:
         failure = message.failure
-        text = failure.text if failure.kind is FailureKind.BAD_INPUT else f"could not load --model {self.inspector.model}: {failure}"
+        bad_input = failure.kind is FailureKind.BAD_INPUT
+        text = failure.text if bad_input else f"could not load --model {self.inspector.model}: {failure}"
         self.app.exit(text, return_code=2)
 
     def on_stage_started(self, message: msg.StageStarted) -> None:

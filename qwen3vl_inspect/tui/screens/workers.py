@@ -12,10 +12,10 @@ from __future__ import annotations
 from textual import work
 from textual.worker import WorkerState, get_current_worker
 
+from qwen3vl_inspect.memory_errors import ADVICE
 from qwen3vl_inspect.stage_overlays import ViewSpec
 from qwen3vl_inspect.tui import messages as msg
 from qwen3vl_inspect.tui.controller import Inspector
-from qwen3vl_inspect.memory_errors import ADVICE
 from qwen3vl_inspect.tui.failure import Failure
 from qwen3vl_inspect.tui.stages import Cancelled, call_cancellable
 
@@ -108,7 +108,7 @@ class EngineWorkers:
             if worker.is_cancelled:
                 return
             try:
-                call_cancellable(lambda: ins.prefetch(layer), lambda: worker.is_cancelled)
+                call_cancellable(lambda layer=layer: ins.prefetch(layer), lambda: worker.is_cancelled)
             except Exception:  # Cancelled, or a map over budget: the view will say so if it is opened
                 return
 

@@ -19,9 +19,9 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from qwen3vl_inspect.render.halfblock import HalfBlock, ramp_for
-from qwen3vl_inspect.tui.messages import QueryPicked
 from qwen3vl_inspect.stage_overlays import FUSION, Overlay
 from qwen3vl_inspect.tui.cell_picture import Fit, compose, fit, patch_at
+from qwen3vl_inspect.tui.messages import QueryPicked
 
 PICTURES_KEPT = 32
 

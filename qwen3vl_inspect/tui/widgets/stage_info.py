@@ -9,11 +9,11 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from qwen3vl_inspect.probe.tensors import TensorStats
-from qwen3vl_inspect.tracing import Stage
 from qwen3vl_inspect.formatting import fmt_float, fmt_shape, nonfinite_parts
+from qwen3vl_inspect.probe.tensors import TensorStats
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.stage_overlays import Overlay
+from qwen3vl_inspect.tracing import Stage
 
 
 def stats_text(stats: TensorStats) -> Text:
@@ -39,7 +39,7 @@ class StageInfo(Static):
     def show_message(self, title: str, lines: list[Text | str]) -> None:
         if not self._changed((title, *map(str, lines))):
             return
-        self.update(Group(Text(title, style="bold"), *[Text(l) if isinstance(l, str) else l for l in lines]))
+        self.update(Group(Text(title, style="bold"), *[Text(line) if isinstance(line, str) else line for line in lines]))
 
     def show_parts(self, key: tuple, parts: list[RenderableType]) -> None:
         """Any renderables (a view that is not a Trace stage, e.g. the fusion); `key` says when they changed."""
