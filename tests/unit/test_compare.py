@@ -44,10 +44,14 @@ class SkipsDeepStack(VisionEncoder):
         return None
 
 
-def test_same_weights_are_bitwise_equal(golden, inputs):
+def test_same_weights_match_at_every_stage(golden, inputs):
     result = compare(golden, copy.deepcopy(golden), inputs)
     assert result.ok and result.first_divergence is None
-    assert {row.status for row in result} == {EQUAL}
+    # a copy's weights sit at other addresses, and CPU matmul kernels may split work by alignment: the
+    # last bit can differ in a rare run, so "within" is accepted, but only at rounding level
+    assert {row.status for row in result} <= {EQUAL, WITHIN}
+    assert max(row.max_abs for row in result if row.max_abs is not None) < 1e-5
+    assert result["position_ids"].status == result["cu_seqlens"].status == EQUAL  # integers: exact
     names = [row.name for row in result]
     assert names[:5] == ["position_ids", "cu_seqlens", "patch_embed", "pos_embed", "rotary"]
     assert names[5:11] == ["blocks.0.norm1", "blocks.0.attn", "blocks.0.residual1", "blocks.0.norm2", "blocks.0.mlp", "blocks.0"]
