@@ -61,6 +61,7 @@ class Inspector:
         patterns = breakpoints.break_patterns()
         self.breakpoints: set[str] = set(breakpoints.top_level_matches(patterns, names))
         self.break_note: str | None = None  # one line for the user about the variable, shown once the UI is up
+        self.notes: list[str] = []  # warnings from reading the input (an animated image's frame 0), shown likewise
         if patterns:
             unmatched = breakpoints.unmatched_warning(names)
             set_on = ", ".join(name for name in names if name in self.breakpoints)

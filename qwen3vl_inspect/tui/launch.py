@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from rich.console import Console
@@ -26,7 +27,9 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     from qwen3vl_inspect import session
 
     image = Path(args.image) if args.image else session.demo_image_path()
-    inputs = session.load_inputs(image, args.min_pixels, args.max_pixels, args.model)
+    with warnings.catch_warnings(record=True) as caught:  # e.g. "animated GIF: using frame 0": shown in the UI
+        warnings.simplefilter("always")
+        inputs = session.load_inputs(image, args.min_pixels, args.max_pixels, args.model)
     config = session.check_model(args.model)
     session.parse_device(args.device)
     against = getattr(args, "against", None)
@@ -40,6 +43,7 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     inspector = Inspector(image, inputs, config, args.model, args.device, args.dtype,
                           step=getattr(args, "step", False), out_dir=out_dir, text=getattr(args, "text", None),
                           against=against, dtype_b=getattr(args, "dtype_b", None))
+    inspector.notes = [safe_text(str(w.message)) for w in caught]
     return InspectApp(inspector, show_timings=show_timings, colors=colors)
 
 

@@ -425,3 +425,22 @@ def test_out_of_memory_drawing_attention_is_one_line_in_the_view(make_app, monke
             assert "DefaultCPUAllocator" not in caption and app.is_running and ins.done
 
     asyncio.run(scenario())
+
+
+def test_an_animated_image_is_noted_inside_the_ui(make_app, tmp_path):
+    """The warning would go to stderr under the TUI's screen, unseen: it is a notification instead."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (64, 48), color) for color in ((255, 0, 0), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+    async def scenario():
+        app = make_app(image=str(path))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            notes = [n.message for n in app._notifications]
+            assert any("animated GIF with 2 frames; using frame 0 only" in n for n in notes), notes
+
+    asyncio.run(scenario())
+    assert make_app().inspector.notes == []  # a still image: nothing to say

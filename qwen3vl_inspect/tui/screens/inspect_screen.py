@@ -81,6 +81,8 @@ class InspectScreen(EngineWorkers, Screen):
         if ins.break_note:
             self.notify(ins.break_note, severity="warning" if "match no stage" in ins.break_note else "information",
                         timeout=12, markup=False)
+        for note in ins.notes:
+            self.notify(note, severity="warning", timeout=12, markup=False)
         self.set_timer(START_DELAY, self.load)  # paint first: building a model competes for the CPU
 
     # ---- size --------------------------------------------------------------------------------------
