@@ -24,6 +24,7 @@ from qwen3vl_inspect.session import load_encoder
 from qwen3vl_inspect.stage_name import StageName
 from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
+from qwen3vl_inspect.tui.against import AgainstRun
 from qwen3vl_inspect.tui.failure import Failure
 from qwen3vl_inspect.tui.run_state import Next, RunControl
 from qwen3vl_inspect.tui.stages import FUSION, planned_title
@@ -89,9 +90,7 @@ class Inspector:
         self.merge = config.spatial_merge_size
         self.token = (self.grid_h // self.merge // 2, self.grid_w // self.merge // 2)  # merged-grid (row, col)
         # `--against B`: the finished run compared with B, stage by stage (colours the stage list)
-        self.against, self.dtype_b = against, dtype_b
-        self.comparison: Comparison | None = None
-        self.comparison_started = False
+        self.against = None if against is None else AgainstRun(against, dtype_b)
         self.show_error = True  # once compared: a compared stage shows its error against B (x toggles)
 
     # ---- the run --------------------------------------------------------------------------------
@@ -171,32 +170,15 @@ class Inspector:
         self.fusion, self.fusion_failure = result, failure
         self.run.fusion_finished(len(self.names), failure)
 
-    def compare_against(self) -> Comparison:
-        """Run `--against B` on the same inputs and compare it with this encoder; call from a worker thread."""
-        from qwen3vl_inspect.comparison import compare
-        from qwen3vl_inspect.comparison.sides import build_against
-
-        b = build_against(self.against, self.encoder, self.dtype_b or self.dtype, self.device)
+    def comparison_of_run(self) -> Comparison:
+        """`--against B` on the same inputs, compared with this run; runs in a worker thread."""
+        if self.against is None or self.encoder is None:
+            raise RuntimeError("nothing to compare: no --against, or the model is not loaded")
         with self.lock:
-            self.comparison = compare(self.encoder, b, self.inputs)
-        return self.comparison
+            return self.against.compute(self.encoder, self.inputs, self.dtype, self.device)
 
     def divergence(self, name: str) -> StageComparison | None:
-        """The comparison row of a stage (a block's last residual is the block output), if compared."""
-        if self.comparison is None:
-            return None
-        parsed = StageName.parse(name) if name != FUSION else None
-        key = str(parsed.top) if parsed is not None and parsed.step == "residual2" else name
-        return next((row for row in self.comparison.stages if row.name == key), None)
-
-    def _error_overlay(self, spec: ViewSpec) -> Overlay:
-        row = self.divergence(spec.stage)
-        values = self.comparison.error_grid(row.name).numpy()  # (grid_h, grid_w), raster order
-        origin = f", {row.origin} here" if row.origin == "introduced" else f", {row.origin}" if row.origin else ""
-        what = (f"max abs error per patch against {self.against}: {row.status}{origin} "
-                f"(max {row.diff.max_abs:.3g}, tolerance {row.tolerance:.2g})")
-        return Overlay(spec, what, values=values, groups=2 if row.merged else 0,
-                       notes=["x: back to the stage's own view", self.comparison.verdict])
+        return None if self.against is None else self.against.row(name)
 
     def next_name(self) -> str | None:
         if self.trace is None or self.trace.done or self.trace.failure is not None:
@@ -394,10 +376,12 @@ class Inspector:
                 from qwen3vl_inspect.tui.fusion_view import fusion_overlay
 
                 found = self._overlays[spec] = fusion_overlay(self.fusion, spec)
-            elif spec.kind == stage_overlays.ERROR and self.comparison is not None:  # already computed: a reshape
-                found = self._overlays[spec] = self._error_overlay(spec)
-                while len(self._overlays) > OVERLAY_CACHE:
-                    self._overlays.popitem(last=False)
+            elif spec.kind == stage_overlays.ERROR and self.against is not None:  # already computed: a reshape
+                found = self.against.error_overlay(spec)
+                if found is not None:
+                    self._overlays[spec] = found
+                    while len(self._overlays) > OVERLAY_CACHE:
+                        self._overlays.popitem(last=False)
             return found
 
     def overlay(self, spec: ViewSpec) -> Overlay:

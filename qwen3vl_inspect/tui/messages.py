@@ -15,6 +15,7 @@ from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.tui.failure import Failure
 
 if TYPE_CHECKING:
+    from qwen3vl_inspect.comparison import Comparison
     from qwen3vl_inspect.fusion import FusionResult
     from qwen3vl_inspect.model.encoder import VisionEncoder
     from qwen3vl_inspect.tracing import Trace
@@ -155,8 +156,14 @@ class StageChosen(Message):
 
 
 class ComparisonReady(Message):
-    """`--against B` finished (`Inspector.comparison`), or failed with `error`."""
+    """`--against B` finished: its comparison with this run."""
 
-    def __init__(self, error: str | None = None) -> None:
+    def __init__(self, comparison: Comparison) -> None:
         super().__init__()
-        self.error = error
+        self.comparison = comparison
+
+
+class ComparisonFailed(Message):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__()
+        self.failure = failure

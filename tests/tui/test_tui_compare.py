@@ -31,7 +31,7 @@ def test_against_colours_the_stage_list(make_app, modified):
             await run_done(pilot)
             ins = app.inspector
             await until(pilot, lambda: "DIVERGED" in ins.run.activity, what="the comparison's verdict")
-            assert ins.comparison.first_divergence.name == "blocks.2.mlp"
+            assert ins.against.comparison.first_divergence.name == "blocks.2.mlp"
             assert "DIVERGED at blocks.2.mlp" in ins.run.activity
             stages = app.screen.query_one(StageList)
             label = stages.label_for(ins, "blocks.2.mlp", None)

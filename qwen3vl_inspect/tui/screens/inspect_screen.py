@@ -149,23 +149,28 @@ class InspectScreen(EngineWorkers, Screen):
     def on_fusion_ready(self, message: msg.FusionReady) -> None:
         ins = self.inspector
         ins.fused(message.result)
-        if ins.against is not None and not ins.comparison_started:
-            ins.comparison_started = True
-            ins.run.activity = f"comparing with {ins.against} …"
+        if ins.against is not None and not ins.against.started:
+            ins.against.started = True
+            ins.run.activity = f"comparing with {ins.against.against} …"
             self.compute_comparison()
         self.sync()
 
     def on_comparison_ready(self, message: msg.ComparisonReady) -> None:
         ins = self.inspector
-        if message.error is not None:
-            ins.run.activity = f"compare failed: {message.error}"
-            self.notify(f"--against {ins.against}: {message.error}", severity="error", timeout=10, markup=False)
-        else:
-            ins.run.activity = ins.comparison.verdict
-            first = ins.comparison.first_divergence
-            if first is not None:
-                self.notify(f"first divergence: {first.name} ({first.origin or first.status})", severity="warning",
-                            timeout=10, markup=False)
+        if ins.against is not None:
+            ins.against.compared(message.comparison)
+        ins.run.activity = message.comparison.verdict
+        first = message.comparison.first_divergence
+        if first is not None:
+            self.notify(f"first divergence: {first.name} ({first.origin or first.status})", severity="warning",
+                        timeout=10, markup=False)
+        self.sync()
+
+    def on_comparison_failed(self, message: msg.ComparisonFailed) -> None:
+        ins = self.inspector
+        ins.run.activity = f"compare failed: {message.failure}"
+        against = ins.against.against if ins.against is not None else "B"
+        self.notify(f"--against {against}: {message.failure}", severity="error", timeout=10, markup=False)
         self.sync()
 
     def on_fusion_failed(self, message: msg.FusionFailed) -> None:

@@ -130,13 +130,14 @@ class EngineWorkers:
         """`--against B`: the same inputs through B, compared stage by stage with the finished run."""
         ins, worker = self.inspector, get_current_worker()
         try:
-            call_cancellable(ins.compare_against, lambda: worker.is_cancelled)
+            result = call_cancellable(ins.comparison_of_run, lambda: worker.is_cancelled)
         except Cancelled:
             return
         except Exception as exc:  # B can't be built or run: said in the status line, the UI stays
-            self.post_message(msg.ComparisonReady(str(Failure.of(exc, f"comparing with {ins.against}"))))
+            against = ins.against.against if ins.against is not None else "B"
+            self.post_message(msg.ComparisonFailed(Failure.of(exc, f"comparing with {against}")))
             return
-        self.post_message(msg.ComparisonReady())
+        self.post_message(msg.ComparisonReady(result))
 
     @work(thread=True, group="files")
     def write_file(self, what: str, spec: ViewSpec | None) -> None:
