@@ -9,7 +9,6 @@ Trace is stepped and queried from different threads.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from qwen3vl_inspect.stage_overlays import Overlay, ViewSpec
 from qwen3vl_inspect.tracing import Stage, StageError, Trace, stage_names_for, trace
 from qwen3vl_inspect.tui.against import AgainstRun
 from qwen3vl_inspect.tui.failure import Failure
+from qwen3vl_inspect.tui.recent import Recent
 from qwen3vl_inspect.tui.run_state import Next, RunControl
 from qwen3vl_inspect.tui.stages import FUSION, planned_title
 
@@ -80,8 +80,7 @@ class Inspector:
         self.query = (self.grid_h // 2, self.grid_w // 2)
         self.norms_instead = False
         self.show_overlay = True
-        self._cache_lock = threading.Lock()  # the overlay cache is read by the UI thread, filled by workers
-        self._overlays: OrderedDict[ViewSpec, Overlay] = OrderedDict()  # pictures' values: a few KB each
+        self._overlays: Recent[ViewSpec, Overlay] = Recent(OVERLAY_CACHE)  # pictures' values: a few KB each
         # the fusion view: the finished Trace's output in the language model's input, for the prompt `text`
         self.text = DEFAULT_TEXT if text is None else text
         self.fusion: FusionResult | None = None
@@ -368,21 +367,15 @@ class Inspector:
         if spec.kind == stage_overlays.IMAGE:
             return stage_overlays.plain(spec, f"the resized image the patches are cut from, "
                                         f"{self.image.width}×{self.image.height} pixels")
-        with self._cache_lock:
-            found = self._overlays.get(spec)
-            if found is not None:
-                self._overlays.move_to_end(spec)
-            elif spec.kind == stage_overlays.FUSION and self.fusion is not None:  # a few numbers: drawn right here
-                from qwen3vl_inspect.tui.fusion_view import fusion_overlay
+        found = self._overlays.get(spec)
+        if found is None and spec.kind == stage_overlays.FUSION and self.fusion is not None:  # a few numbers
+            from qwen3vl_inspect.tui.fusion_view import fusion_overlay
 
-                found = self._overlays[spec] = fusion_overlay(self.fusion, spec)
-            elif spec.kind == stage_overlays.ERROR and self.against is not None:  # already computed: a reshape
-                found = self.against.error_overlay(spec)
-                if found is not None:
-                    self._overlays[spec] = found
-                    while len(self._overlays) > OVERLAY_CACHE:
-                        self._overlays.popitem(last=False)
-            return found
+            found = self._overlays.put(spec, fusion_overlay(self.fusion, spec))
+        elif found is None and spec.kind == stage_overlays.ERROR and self.against is not None:  # a reshape
+            error = self.against.error_overlay(spec)
+            found = None if error is None else self._overlays.put(spec, error)
+        return found
 
     def overlay(self, spec: ViewSpec) -> Overlay:
         """Compute (or fetch) the picture's values; call from a worker thread."""
@@ -397,12 +390,7 @@ class Inspector:
 
     def _compute(self, spec: ViewSpec) -> Overlay:
         """Compute and cache one overlay; the caller holds `lock`."""
-        result = stage_overlays.compute(self.trace, spec)
-        with self._cache_lock:
-            self._overlays[spec] = result
-            while len(self._overlays) > OVERLAY_CACHE:
-                self._overlays.popitem(last=False)
-        return result
+        return self._overlays.put(spec, stage_overlays.compute(self.trace, spec))
 
     def is_quick(self, spec: ViewSpec) -> bool:
         """True when the overlay needs only tensors already at hand (no block recomputation, no new map)."""

@@ -8,7 +8,7 @@ attention view's query, or the fusion view's token).
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from typing import Any
 
 from PIL import Image
 from rich.segment import Segment
@@ -22,6 +22,7 @@ from qwen3vl_inspect.render.halfblock import HalfBlock, ramp_for
 from qwen3vl_inspect.stage_overlays import FUSION, Overlay
 from qwen3vl_inspect.tui.cell_picture import Fit, compose, fit, patch_at
 from qwen3vl_inspect.tui.messages import QueryPicked
+from qwen3vl_inspect.tui.recent import Recent
 
 PICTURES_KEPT = 32
 
@@ -45,7 +46,7 @@ class ImageView(Widget, can_focus=True):
         self._fit: Fit | None = None
         self._picture: HalfBlock | None = None
         self._strips: list[Strip] = []
-        self._pictures: OrderedDict[tuple, tuple[HalfBlock, list[Strip]]] = OrderedDict()
+        self._pictures: Recent[tuple[Any, ...], tuple[HalfBlock, list[Strip]]] = Recent(PICTURES_KEPT)
 
     @property
     def palette(self) -> tuple[int, ...] | None:
@@ -69,12 +70,7 @@ class ImageView(Widget, can_focus=True):
         if cached is None:
             picture = compose(self.image, self.overlay, self._fit, self.grid, palette=self.palette,
                               show=self.show_overlay, dim=self.dim)
-            cached = (picture, [Strip(line, picture.width) for line in picture.lines])
-            self._pictures[key] = cached
-            while len(self._pictures) > PICTURES_KEPT:
-                self._pictures.popitem(last=False)
-        else:
-            self._pictures.move_to_end(key)
+            cached = self._pictures.put(key, (picture, [Strip(line, picture.width) for line in picture.lines]))
         self._picture, self._strips = cached
         self.refresh()
 
