@@ -41,7 +41,7 @@ def vision_config_problems(values: Mapping[str, Any]) -> list[str]:
     for name, (low, high) in INT_LIMITS.items():
         if name not in values:
             continue
-        problem = _int_problem(name, values[name], low, high)
+        problem = int_problem(name, values[name], low, high)
         if problem:
             problems.append(problem)
         else:
@@ -57,12 +57,15 @@ def vision_config_problems(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _int_problem(name: str, value: Any, low: int, high: int) -> str | None:
+def int_problem(name: str, value: Any, low: int, high: int | None = None) -> str | None:
+    """What is wrong with a JSON value that must be a whole number in low..high (no upper bound: None)."""
     if isinstance(value, bool) or not isinstance(value, int):
         hint = f" (write {value}, without quotes)" if isinstance(value, str) and value.strip().isdigit() else ""
         kind = "null" if value is None else f"{type(value).__name__} {value!r}"
         return f"{name} is {kind}; it must be a whole number{hint}"
-    if not low <= value <= high:
+    if high is None and value < low:
+        return f"{name} {value} must be at least {low}"
+    if high is not None and not low <= value <= high:
         return f"{name} {value} is outside {low}..{high}"
     return None
 

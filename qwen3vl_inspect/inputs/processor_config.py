@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen3vl_inspect.config import VisionConfig
+from qwen3vl_inspect.config_validation import int_problem
 from qwen3vl_inspect.errors import CheckpointError, InputError
 
 DEFAULT_MIN_PIXELS = 65536  # Qwen3-VL preprocessor_config: size.shortest_edge
@@ -60,9 +61,8 @@ class ProcessorConfig:
             "min_pixels": size.get("shortest_edge", raw.get("min_pixels", defaults.min_pixels)),
             "max_pixels": size.get("longest_edge", raw.get("max_pixels", defaults.max_pixels)),
         }
-        problems = [f"{key} = {values[key]!r} (expected a positive integer)" for key in
-                    ("patch_size", "merge_size", "temporal_patch_size", "min_pixels", "max_pixels")
-                    if not _positive_int(values[key])]
+        problems = [problem for key in ("patch_size", "merge_size", "temporal_patch_size", "min_pixels", "max_pixels")
+                    if (problem := int_problem(key, values[key], 1)) is not None]
         problems += [f"{key} = {values[key]!r} (expected a list of 3 numbers)" for key in ("image_mean", "image_std")
                      if not _three_numbers(values[key])]
         if any(_three_numbers(values[k]) and 0 in values[k] for k in ("image_std",)):
@@ -101,10 +101,6 @@ def check_fits(config: VisionConfig, patch_size: int, merge_size: int, temporal_
         raise InputError("the inputs were preprocessed for another encoder: " + ", ".join(wrong)
                          + "; preprocess with this encoder's sizes: preprocess(images, config=encoder.config) "
                          "or ProcessorConfig.from_pretrained(checkpoint_folder)")
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _three_numbers(value: Any) -> bool:

@@ -65,8 +65,8 @@ def test_the_older_min_max_pixels_keys_are_read(tmp_path):
 
 
 @pytest.mark.parametrize("bad, named", [
-    ({"patch_size": 0}, "patch_size = 0"),
-    ({"patch_size": "16"}, "patch_size = '16'"),
+    ({"patch_size": 0}, "patch_size 0 must be at least 1"),
+    ({"patch_size": "16"}, r"patch_size is str '16'; it must be a whole number \(write 16, without quotes\)"),
     ({"image_std": [0.5, 0, 0.5]}, "image_std"),
     ({"image_mean": [0.5]}, "image_mean"),
 ])
