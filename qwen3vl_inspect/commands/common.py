@@ -73,10 +73,10 @@ def run_with_progress(tr: Trace, err: Console, until: str | None = None) -> Trac
 def stage_failure(exc: StageError, kept: int | None = None) -> str:
     """The one line for a failed stage (and how many stages before it are kept); running out of memory
     says what to lower."""
-    where = f"stage {exc.stage}" + ("" if kept is None else f" (the {kept} stages before it are kept)")
+    kept_text = "" if kept is None else f" (the {kept} stages before it are kept)"
     if is_out_of_memory(exc):
-        return str(out_of_memory(exc.cause, f"computing {where}"))
-    return safe_text(exc) + ("" if kept is None else f" (the {kept} stages before it are kept)")
+        return str(out_of_memory(exc.cause, f"computing stage {exc.stage}{kept_text}"))
+    return safe_text(exc) + kept_text
 
 
 def fail_code(tr: Trace) -> int:
