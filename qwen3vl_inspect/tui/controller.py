@@ -61,14 +61,14 @@ class Inspector:
         names = stage_names_for(config)
         patterns = breakpoints.break_patterns()
         self.breakpoints: set[str] = set(breakpoints.top_level_matches(patterns, names))
-        self.break_note: str | None = None  # one line for the user about the variable, shown once the UI is up
-        self.notes: list[str] = []  # warnings from reading the input (an animated image's frame 0), shown likewise
+        # one line each for the user, shown as notifications once the UI is up: (severity, text)
+        self.notes: list[tuple[str, str]] = []
         if patterns:
             unmatched = breakpoints.unmatched_warning(names)
             set_on = ", ".join(name for name in names if name in self.breakpoints)
-            self.break_note = (unmatched + (f"; pausing at {set_on}" if set_on else "") if unmatched else
-                               f"{breakpoints.ENV_VAR}: the run pauses after {set_on} (TUI breakpoints, b toggles; "
-                               f"the debugger is not called here)")
+            self.notes.append(("warning", unmatched + (f"; pausing at {set_on}" if set_on else "")) if unmatched else
+                              ("information", f"{breakpoints.ENV_VAR}: the run pauses after {set_on} (TUI breakpoints, "
+                                              "b toggles; the debugger is not called here)"))
         self.nonfinite: tuple[str, str, str] | None = None
         _, self.grid_h, self.grid_w = (int(v) for v in inputs.grid_thw[0].tolist())
         # what the user is looking at

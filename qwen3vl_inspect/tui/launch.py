@@ -43,7 +43,7 @@ def build_app(args: argparse.Namespace, show_timings: bool = True, out_dir: Path
     inspector = Inspector(image, inputs, config, args.model, args.device, args.dtype,
                           step=getattr(args, "step", False), out_dir=out_dir, text=getattr(args, "text", None),
                           against=against, dtype_b=getattr(args, "dtype_b", None))
-    inspector.notes = [safe_text(str(w.message)) for w in caught]
+    inspector.notes += [("warning", safe_text(str(w.message))) for w in caught]
     return InspectApp(inspector, show_timings=show_timings, colors=colors)
 
 

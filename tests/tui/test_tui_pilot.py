@@ -382,7 +382,9 @@ def test_break_variable_notice_when_every_pattern_matches(make_app, monkeypatch)
     monkeypatch.setenv("QWEN3VL_INSPECT_BREAK", "deepstack.*")
     app = make_app()
     assert app.inspector.breakpoints == {"deepstack.0", "deepstack.1"}
-    assert app.inspector.break_note.startswith("QWEN3VL_INSPECT_BREAK: the run pauses after deepstack.0, deepstack.1")
+    [(severity, note)] = app.inspector.notes
+    assert severity == "information"
+    assert note.startswith("QWEN3VL_INSPECT_BREAK: the run pauses after deepstack.0, deepstack.1")
 
 
 def test_a_hostile_file_name_is_shown_not_obeyed(make_app, tmp_path):

@@ -78,11 +78,8 @@ class InspectScreen(EngineWorkers, Screen):
         self._check_size(self.size.width, self.size.height)
         ins.run.loading()
         self.sync()
-        if ins.break_note:
-            self.notify(ins.break_note, severity="warning" if "match no stage" in ins.break_note else "information",
-                        timeout=12, markup=False)
-        for note in ins.notes:
-            self.notify(note, severity="warning", timeout=12, markup=False)
+        for severity, note in ins.notes:
+            self.notify(note, severity=severity, timeout=12, markup=False)  # type: ignore[arg-type]
         self.set_timer(START_DELAY, self.load)  # paint first: building a model competes for the CPU
 
     # ---- size --------------------------------------------------------------------------------------
