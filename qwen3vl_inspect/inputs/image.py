@@ -97,11 +97,8 @@ def _url_refusal(text: str) -> ImageError:
 
 def _missing_codec(head: bytes) -> str | None:
     """The name of an optional format whose codec this Pillow lacks, when `head` starts like one."""
-    if head[4:12] in _AVIF_BRANDS and "AVIF" not in ALLOWED_FORMATS:
-        return "AVIF"
-    if (head.startswith(b"\x00\x00\x00\x0cjP  ") or head.startswith(b"\xffO\xffQ")) and "JPEG2000" not in ALLOWED_FORMATS:
-        return "JPEG2000"
-    return None
+    name = "AVIF" if head[4:12] in _AVIF_BRANDS else next((f for magic, f in _MAGIC.items() if head.startswith(magic)), None)
+    return name if name in OPTIONAL_FORMATS and name not in ALLOWED_FORMATS else None
 
 
 def _decode(path: Path) -> Image.Image:
